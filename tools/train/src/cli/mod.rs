@@ -1,0 +1,39 @@
+//! The `xrvlm-train` subcommands, one file each, all the same shape: a clap `Args` struct and a
+//! `run(args) -> anyhow::Result<ExitCode>`.
+
+pub mod embed;
+pub mod eval;
+pub mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Companion training tool of xrvlm-edge: CLIP towers, XR-VLM and its baselines.
+#[derive(Debug, Parser)]
+#[command(name = "xrvlm-train", version, about)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a head on a frozen CLIP (or resume a killed run).
+    Train(train::TrainArgs),
+    /// Evaluate a trained checkpoint.
+    Eval(eval::EvalArgs),
+    /// Print the projected image and text features of a CLIP checkpoint as JSON.
+    Embed(embed::EmbedArgs),
+}
+
+/// Runs the chosen subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Embed(a) => embed::run(a),
+    }
+}

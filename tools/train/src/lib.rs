@@ -1,0 +1,22 @@
+//! `xrvlm-train`: the companion training crate of xrvlm-edge.
+//!
+//! It loads Hugging Face CLIP checkpoints, adapts the frozen towers to fine-grained recognition
+//! with XR-VLM (UnA + MPP + CRM, `shared/design/xrvlm-method.md`) or one of its baselines, trains
+//! at full precision on CPU or CUDA, and is the fp32 reference for every parity check of the edge
+//! runtime.
+//!
+//! # Layout
+//! - [`clip`]: CLIP config, tokenizer, image and text towers (HF checkpoint layout).
+//! - [`model`]: UnA, MPP, CRM, batch norm and the selectable classification heads.
+//! - [`data`]: ImageFolder, CUB-200-2011 and COCO Camera Traps datasets, k-shot sampling,
+//!   augmentation and batching.
+//! - [`train`]: optimiser, schedule, metrics, metrics log, curves, checkpoints and the loop.
+//! - [`device`]: CPU / CUDA selection and precision.
+//! - [`cli`]: the `xrvlm-train` subcommands.
+
+pub mod cli;
+pub mod clip;
+pub mod data;
+pub mod device;
+pub mod model;
+pub mod train;
