@@ -98,11 +98,19 @@ mod tests {
     #[test]
     fn parses_devices_and_rejects_bf16_on_cpu() {
         assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
-        assert_eq!("cuda:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
+        assert_eq!(
+            "cuda:1".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(1)
+        );
         assert!("gpu".parse::<DeviceChoice>().is_err());
-        assert!(matches!(open(DeviceChoice::Cpu, Precision::Bf16), Err(DeviceError::Bf16OnCpu)));
+        assert!(matches!(
+            open(DeviceChoice::Cpu, Precision::Bf16),
+            Err(DeviceError::Bf16OnCpu)
+        ));
         if !cuda_compiled() {
-            let err = open(DeviceChoice::Cuda(0), Precision::F32).unwrap_err().to_string();
+            let err = open(DeviceChoice::Cuda(0), Precision::F32)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("--features cuda"), "{err}");
         }
     }

@@ -42,7 +42,10 @@ fn missing_tensor_is_named() {
     });
     let err = load_err(tmp.path());
     assert!(err.contains("model.safetensors"), "{err}");
-    assert!(err.contains("text_model.encoder.layers.1.mlp.fc2.weight"), "{err}");
+    assert!(
+        err.contains("text_model.encoder.layers.1.mlp.fc2.weight"),
+        "{err}"
+    );
     assert!(err.contains("missing"), "{err}");
 }
 
@@ -51,11 +54,17 @@ fn misshaped_tensor_is_named_with_both_shapes() {
     let tmp = tempfile::tempdir().unwrap();
     copy_fixture(tmp.path());
     rewrite_weights(tmp.path(), |w| {
-        w.insert("visual_projection.weight".into(), Tensor::zeros((24, 31), DType::F32, &Device::Cpu).unwrap());
+        w.insert(
+            "visual_projection.weight".into(),
+            Tensor::zeros((24, 31), DType::F32, &Device::Cpu).unwrap(),
+        );
     });
     let err = load_err(tmp.path());
     assert!(err.contains("visual_projection.weight"), "{err}");
-    assert!(err.contains("[24, 31]") && err.contains("[24, 32]"), "{err}");
+    assert!(
+        err.contains("[24, 31]") && err.contains("[24, 32]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -63,28 +72,47 @@ fn unknown_activation_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     copy_fixture(tmp.path());
     let path = tmp.path().join("config.json");
-    let text = std::fs::read_to_string(&path).unwrap().replace("quick_gelu", "swishy");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("quick_gelu", "swishy");
     std::fs::write(&path, text).unwrap();
     let err = load_err(tmp.path());
-    assert!(err.contains("config.json") && err.contains("hidden_act") && err.contains("swishy"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("hidden_act") && err.contains("swishy"),
+        "{err}"
+    );
 }
 
 #[test]
 fn corrupt_tokenizer_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     copy_fixture(tmp.path());
-    std::fs::write(tmp.path().join("tokenizer.json"), "{\"version\": \"1.0\", \"model\": ").unwrap();
+    std::fs::write(
+        tmp.path().join("tokenizer.json"),
+        "{\"version\": \"1.0\", \"model\": ",
+    )
+    .unwrap();
     let err = load_err(tmp.path());
-    assert!(err.contains("tokenizer.json") && err.contains("not a valid tokenizer.json"), "{err}");
+    assert!(
+        err.contains("tokenizer.json") && err.contains("not a valid tokenizer.json"),
+        "{err}"
+    );
 }
 
 #[test]
 fn corrupt_weights_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     copy_fixture(tmp.path());
-    std::fs::write(tmp.path().join("model.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00{bad").unwrap();
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        b"\x08\x00\x00\x00\x00\x00\x00\x00{bad",
+    )
+    .unwrap();
     let err = load_err(tmp.path());
-    assert!(err.contains("model.safetensors") && err.contains("safetensors"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("safetensors"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -30,7 +30,12 @@ fn batch() -> (Tensor, Tensor) {
 
 #[test]
 fn every_trainable_tensor_gets_a_gradient_and_the_towers_none() {
-    for kind in [HeadKind::Xrvlm, HeadKind::Alignment, HeadKind::VisionOnly, HeadKind::Coop] {
+    for kind in [
+        HeadKind::Xrvlm,
+        HeadKind::Alignment,
+        HeadKind::VisionOnly,
+        HeadKind::Coop,
+    ] {
         let model = tiny_model(kind);
         let (pixels, labels) = batch();
         let logits = model.logits(&pixels, true).unwrap();
@@ -43,16 +48,28 @@ fn every_trainable_tensor_gets_a_gradient_and_the_towers_none() {
                 .get(var.as_tensor())
                 .unwrap_or_else(|| panic!("{kind:?}: {name} received no gradient"));
             let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert!(g.iter().all(|x| x.is_finite()), "{kind:?}: {name} has a non-finite gradient");
-            assert!(g.iter().any(|&x| x != 0.0), "{kind:?}: {name} has an all-zero gradient");
+            assert!(
+                g.iter().all(|x| x.is_finite()),
+                "{kind:?}: {name} has a non-finite gradient"
+            );
+            assert!(
+                g.iter().any(|&x| x != 0.0),
+                "{kind:?}: {name} has an all-zero gradient"
+            );
         }
         if matches!(kind, HeadKind::Xrvlm | HeadKind::Alignment | HeadKind::Coop) {
-            assert!(trainable.iter().any(|(n, _)| n == "prompt.ctx"), "{kind:?} learns contexts");
+            assert!(
+                trainable.iter().any(|(n, _)| n == "prompt.ctx"),
+                "{kind:?} learns contexts"
+            );
         }
         // Frozen towers: no checkpoint tensor is in the gradient store.
         let mut frozen = 0;
         for (name, t) in model.clip.frozen_tensors() {
-            assert!(grads.get(t).is_none(), "{kind:?}: frozen {name} received a gradient");
+            assert!(
+                grads.get(t).is_none(),
+                "{kind:?}: frozen {name} received a gradient"
+            );
             frozen += 1;
         }
         assert!(frozen > 40, "the tiny CLIP has {frozen} tensors");

@@ -29,15 +29,38 @@ fn train_cmd(data: &Path, out: &Path, epochs: usize) -> Command {
         .arg(data)
         .arg("--out")
         .arg(out)
-        .args(["--shots", "5", "--parts", "2", "--prompts", "2", "--context-len", "4"])
-        .args(["--hidden", "32", "--batch-size", "5", "--lr", "0.02", "--warmup", "1", "--quiet"])
+        .args([
+            "--shots",
+            "5",
+            "--parts",
+            "2",
+            "--prompts",
+            "2",
+            "--context-len",
+            "4",
+        ])
+        .args([
+            "--hidden",
+            "32",
+            "--batch-size",
+            "5",
+            "--lr",
+            "0.02",
+            "--warmup",
+            "1",
+            "--quiet",
+        ])
         .args(["--epochs", &epochs.to_string()]);
     cmd
 }
 
 fn train_losses(out: &Path) -> Vec<f64> {
     let (records, _) = read_records(out.join("metrics.jsonl")).unwrap();
-    records.iter().filter(|r| r.kind == RecordKind::Train).map(|r| r.loss).collect()
+    records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Train)
+        .map(|r| r.loss)
+        .collect()
 }
 
 #[test]
@@ -55,7 +78,12 @@ fn tiny_xrvlm_loss_falls_and_bad_images_are_skipped() {
     let first = losses[..3].iter().sum::<f64>() / 3.0;
     let last = losses[12..].iter().sum::<f64>() / 3.0;
     assert!(last < 0.7 * first, "loss did not fall: {losses:?}");
-    for f in ["checkpoint.safetensors", "curves.png", "eval.json", "eval.md"] {
+    for f in [
+        "checkpoint.safetensors",
+        "curves.png",
+        "eval.json",
+        "eval.md",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     // The corrupt file is named in a warning and in failures.txt, and did not stop the run
@@ -69,18 +97,27 @@ fn tiny_xrvlm_loss_falls_and_bad_images_are_skipped() {
 
 fn params(out: &Path) -> Vec<(String, Vec<f32>)> {
     let ck: xrvlm_train::train::checkpoint::Checkpoint<serde_json::Value> =
-        xrvlm_train::train::checkpoint::load(&out.join("checkpoint.safetensors"), &Device::Cpu).unwrap();
+        xrvlm_train::train::checkpoint::load(&out.join("checkpoint.safetensors"), &Device::Cpu)
+            .unwrap();
     ck.tensors
         .iter()
         .filter(|(n, _)| n.starts_with("param.") || n.starts_with("buffer."))
-        .map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            )
+        })
         .collect()
 }
 
 fn epochs_done(out: &Path) -> Option<usize> {
-    xrvlm_train::train::checkpoint::load::<serde_json::Value>(&out.join("checkpoint.safetensors"), &Device::Cpu)
-        .ok()
-        .map(|c| c.epochs_done)
+    xrvlm_train::train::checkpoint::load::<serde_json::Value>(
+        &out.join("checkpoint.safetensors"),
+        &Device::Cpu,
+    )
+    .ok()
+    .map(|c| c.epochs_done)
 }
 
 #[test]
@@ -91,7 +128,11 @@ fn killed_run_resumes_from_its_checkpoint() {
 
     let straight = tmp.path().join("straight");
     let res = train_cmd(&data, &straight, EPOCHS).output().unwrap();
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
 
     let killed = tmp.path().join("killed");
     let mut child = train_cmd(&data, &killed, EPOCHS)
@@ -101,14 +142,20 @@ fn killed_run_resumes_from_its_checkpoint() {
         .unwrap();
     let started = Instant::now();
     while train_losses_len(&killed) < 3 {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
         assert!(started.elapsed() < Duration::from_secs(300), "no progress");
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let done = epochs_done(&killed).expect("a checkpoint survives the kill");
-    assert!(done < EPOCHS, "killed after the run finished ({done} epochs)");
+    assert!(
+        done < EPOCHS,
+        "killed after the run finished ({done} epochs)"
+    );
 
     let res = Command::new(env!("CARGO_BIN_EXE_xrvlm-train"))
         .args(["train", "--resume", "--quiet", "--out"])
@@ -121,13 +168,21 @@ fn killed_run_resumes_from_its_checkpoint() {
 
     // The resumed run logs each epoch once, in order, and ends with the same parameters.
     let (records, _) = read_records(killed.join("metrics.jsonl")).unwrap();
-    let epochs: Vec<usize> = records.iter().filter(|r| r.kind == RecordKind::Train).map(|r| r.epoch).collect();
+    let epochs: Vec<usize> = records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Train)
+        .map(|r| r.epoch)
+        .collect();
     assert_eq!(epochs, (0..EPOCHS).collect::<Vec<_>>());
     let (a, b) = (params(&straight), params(&killed));
     assert_eq!(a.len(), b.len());
     for ((na, va), (nb, vb)) in a.iter().zip(&b) {
         assert_eq!(na, nb);
-        let d = va.iter().zip(vb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let d = va
+            .iter()
+            .zip(vb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         assert!(d <= RESUME_TOLERANCE, "{na} differs by {d} after resume");
     }
 }
@@ -153,7 +208,7 @@ fn resume_without_checkpoint_and_existing_run_are_clear_errors() {
     let data = data(tmp.path());
     let empty = data.join("empty_class");
     std::fs::create_dir_all(&empty).unwrap();
-    let res = train_cmd(&data, &tmp.path().join("r"), 1).output().unwrap();
+    let res = train_cmd(&data, &tmp.path().join("r"), 2).output().unwrap();
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("empty_class"), "{err}");

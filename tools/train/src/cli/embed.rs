@@ -48,9 +48,19 @@ pub struct TokenIds(pub Vec<u32>);
 
 fn parse_ids(s: &str) -> Result<TokenIds, String> {
     s.split(',')
-        .map(|t| t.trim().parse::<u32>().map_err(|e| format!("token id {t:?}: {e}")))
+        .map(|t| {
+            t.trim()
+                .parse::<u32>()
+                .map_err(|e| format!("token id {t:?}: {e}"))
+        })
         .collect::<Result<Vec<_>, _>>()
-        .and_then(|ids| if ids.is_empty() { Err("empty sequence".into()) } else { Ok(TokenIds(ids)) })
+        .and_then(|ids| {
+            if ids.is_empty() {
+                Err("empty sequence".into())
+            } else {
+                Ok(TokenIds(ids))
+            }
+        })
 }
 
 #[derive(Serialize)]
@@ -61,7 +71,11 @@ struct Embeds {
 
 /// Runs `embed`.
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
-    if args.images.is_empty() && args.pixels.is_empty() && args.texts.is_empty() && args.token_ids.is_empty() {
+    if args.images.is_empty()
+        && args.pixels.is_empty()
+        && args.texts.is_empty()
+        && args.token_ids.is_empty()
+    {
         bail!("nothing to embed: give --image, --pixels, --text or --token-ids");
     }
     let device = device::open(args.device, Precision::F32)?;
@@ -83,9 +97,16 @@ fn image_embeds(clip: &Clip, args: &EmbedArgs, device: &Device) -> anyhow::Resul
         let mut flat = Vec::with_capacity(args.images.len() * pre.output_len());
         for path in &args.images {
             let img = load_rgb(path)?;
-            flat.extend(pre.apply(&img).with_context(|| format!("preprocessing {}", path.display()))?);
+            flat.extend(
+                pre.apply(&img)
+                    .with_context(|| format!("preprocessing {}", path.display()))?,
+            );
         }
-        batches.push(Tensor::from_vec(flat, (args.images.len(), 3, size, size), device)?);
+        batches.push(Tensor::from_vec(
+            flat,
+            (args.images.len(), 3, size, size),
+            device,
+        )?);
     }
     for path in &args.pixels {
         batches.push(read_pixels(path, size, device)?);
@@ -106,7 +127,10 @@ pub fn read_pixels(path: &Path, size: usize, device: &Device) -> anyhow::Result<
         .with_context(|| format!("{}: no tensor named pixel_values", path.display()))?;
     match t.dims() {
         [_, 3, h, w] if *h == size && *w == size => Ok(t.to_dtype(candle_core::DType::F32)?),
-        dims => bail!("{}: pixel_values has shape {dims:?}, expected (N, 3, {size}, {size})", path.display()),
+        dims => bail!(
+            "{}: pixel_values has shape {dims:?}, expected (N, 3, {size}, {size})",
+            path.display()
+        ),
     }
 }
 
@@ -120,7 +144,10 @@ fn text_embeds(clip: &Clip, args: &EmbedArgs, device: &Device) -> anyhow::Result
         return Ok(Vec::new());
     }
     let text = &clip.config.text;
-    let pad = clip.tokenizer.as_ref().map_or(text.pad_token_id, |t| t.pad_id());
+    let pad = clip
+        .tokenizer
+        .as_ref()
+        .map_or(text.pad_token_id, |t| t.pad_id());
     let ids = pad_ids(&seqs, text.max_position_embeddings, pad, device)?;
     Ok(clip.text_features(&ids)?.to_vec2::<f32>()?)
 }
@@ -131,7 +158,10 @@ mod tests {
 
     #[test]
     fn token_ids_parse() {
-        assert_eq!(parse_ids("49406, 320,49407").unwrap().0, vec![49406, 320, 49407]);
+        assert_eq!(
+            parse_ids("49406, 320,49407").unwrap().0,
+            vec![49406, 320, 49407]
+        );
         assert!(parse_ids("1,x").is_err());
     }
 }

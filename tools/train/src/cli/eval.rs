@@ -57,12 +57,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let pre = Preprocess::for_image_size(model.clip.config.vision.image_size as u32);
     let outcome = evaluate(&model, &ds, &pre, args.batch_size, &probe, |_| {})?;
     for f in &outcome.failures {
-        eprintln!("warning: skipped unreadable image {}: {}", f.path.display(), f.error);
+        eprintln!(
+            "warning: skipped unreadable image {}: {}",
+            f.path.display(),
+            f.error
+        );
     }
     println!("{}", outcome.evaluation.to_markdown());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&outcome.evaluation)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if outcome.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if outcome.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -119,7 +119,11 @@ impl TrainArgs {
             bail!("--clip DIR is required for a new run");
         };
         if self.warmup >= self.epochs && self.head != HeadKind::ZeroShot {
-            bail!("--warmup {} must be smaller than --epochs {}", self.warmup, self.epochs);
+            bail!(
+                "--warmup {} must be smaller than --epochs {}",
+                self.warmup,
+                self.epochs
+            );
         }
         Ok(RunConfig {
             clip,
@@ -142,7 +146,11 @@ impl TrainArgs {
             },
             epochs: self.epochs,
             batch_size: self.batch_size,
-            sgd: SgdConfig { lr: self.lr, momentum: self.momentum, weight_decay: self.weight_decay },
+            sgd: SgdConfig {
+                lr: self.lr,
+                momentum: self.momentum,
+                weight_decay: self.weight_decay,
+            },
             schedule: Schedule::linear_warmup_cosine(self.epochs, self.warmup),
             seed: self.seed,
             augment: !self.no_augment,
@@ -161,7 +169,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         let precision = peek_precision(&ck)?;
         let device = device::open(args.device, precision)?;
         let t = Trainer::resume(&args.out, &device, !args.quiet)?;
-        eprintln!("resuming {} after epoch {}", args.out.display(), t.epochs_done());
+        eprintln!(
+            "resuming {} after epoch {}",
+            args.out.display(),
+            t.epochs_done()
+        );
         t
     } else {
         let run = args.run_config()?;
@@ -181,7 +193,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     );
     let summary = trainer.run()?;
     if let (Some(first), Some(last)) = (summary.losses.first(), summary.losses.last()) {
-        eprintln!("training loss {first:.4} -> {last:.4} over {} epochs", summary.losses.len());
+        eprintln!(
+            "training loss {first:.4} -> {last:.4} over {} epochs",
+            summary.losses.len()
+        );
     }
     match &summary.eval {
         Some(e) => println!(

@@ -146,7 +146,7 @@ impl ClipConfig {
         };
         let v = &self.vision;
         let t = &self.text;
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return bad(format!(
                 "vision_config.image_size {} is not a multiple of patch_size {}",
                 v.image_size, v.patch_size
@@ -162,7 +162,7 @@ impl ClipConfig {
             ("vision_config", v.hidden_size, v.num_attention_heads),
             ("text_config", t.hidden_size, t.num_attention_heads),
         ] {
-            if heads == 0 || width % heads != 0 {
+            if heads == 0 || !width.is_multiple_of(heads) {
                 return bad(format!(
                     "{name}.hidden_size {width} is not divisible by num_attention_heads {heads}"
                 ));
@@ -334,9 +334,10 @@ impl Section<'_> {
     }
 
     fn usize_or(&self, key: &str, default: usize) -> Result<usize, ClipError> {
-        self.fields
-            .usize_or(key, default)
-            .map_err(|_| self.fields.err(format!("{} must be a non-negative integer", self.key(key))))
+        self.fields.usize_or(key, default).map_err(|_| {
+            self.fields
+                .err(format!("{} must be a non-negative integer", self.key(key)))
+        })
     }
 
     fn act(&self) -> Result<Activation, ClipError> {

@@ -189,8 +189,20 @@ impl EncoderLayer {
             attn: Attention::load(w, &format!("{prefix}.self_attn"), s.width, s.heads)?,
             ln2: LayerNorm::load(w, &format!("{prefix}.layer_norm2"), s.width, s.eps)?,
             mlp: Mlp {
-                fc1: Linear::load(w, &format!("{prefix}.mlp.fc1"), s.width, s.intermediate, true)?,
-                fc2: Linear::load(w, &format!("{prefix}.mlp.fc2"), s.intermediate, s.width, true)?,
+                fc1: Linear::load(
+                    w,
+                    &format!("{prefix}.mlp.fc1"),
+                    s.width,
+                    s.intermediate,
+                    true,
+                )?,
+                fc2: Linear::load(
+                    w,
+                    &format!("{prefix}.mlp.fc2"),
+                    s.intermediate,
+                    s.width,
+                    true,
+                )?,
                 act: s.act,
             },
         })

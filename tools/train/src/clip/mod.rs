@@ -112,7 +112,12 @@ impl Clip {
         let vision = VisionTower::new(&weights, &config.vision, config.projection_dim)?;
         let text = TextTower::new(&weights, &config.text, config.projection_dim)?;
         let logit_scale = match weights.get_optional("logit_scale")? {
-            Some(t) => t.flatten_all()?.to_vec1::<f32>()?.first().copied().unwrap_or(0.0),
+            Some(t) => t
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .first()
+                .copied()
+                .unwrap_or(0.0),
             None => (1.0f32 / 0.07).ln(),
         };
         let tok_path = dir.join("tokenizer.json");

@@ -93,7 +93,9 @@ mod tests {
         let w = Tensor::randn(0f32, 1.0, y.shape(), y.device()).unwrap();
         let loss = y.mul(&w).unwrap().sum_all().unwrap();
         let grads = loss.backward().unwrap();
-        let g = grads.get(x.as_tensor()).expect("gradient reaches the input");
+        let g = grads
+            .get(x.as_tensor())
+            .expect("gradient reaches the input");
         let m = max_abs(g);
         assert!(m.is_finite() && m > 0.0, "gradient max {m}");
     }

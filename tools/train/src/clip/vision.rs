@@ -67,12 +67,7 @@ impl VisionTower {
             )?,
             // HF's spelling "pre_layrnorm" is the checkpoint key.
             pre_ln: LayerNorm::load(w, "vision_model.pre_layrnorm", width, c.layer_norm_eps)?,
-            layers: load_layers(
-                w,
-                "vision_model.encoder.layers",
-                c.num_hidden_layers,
-                shape,
-            )?,
+            layers: load_layers(w, "vision_model.encoder.layers", c.num_hidden_layers, shape)?,
             post_ln: LayerNorm::load(w, "vision_model.post_layernorm", width, c.layer_norm_eps)?,
             projection: Linear::load(w, "visual_projection", width, projection_dim, false)?,
         })

@@ -24,12 +24,11 @@ impl Weights {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
             });
         }
-        let tensors = candle_core::safetensors::load(path, device).map_err(|e| {
-            ClipError::Safetensors {
+        let tensors =
+            candle_core::safetensors::load(path, device).map_err(|e| ClipError::Safetensors {
                 path: path.to_path_buf(),
                 msg: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(Self::from_tensors(path, tensors))
     }
 

@@ -46,7 +46,10 @@ impl BatchNorm {
         let dims = x.dims().to_vec();
         let c = *dims.last().unwrap_or(&0);
         if c != self.channels {
-            candle_core::bail!("batch norm over {} channels got shape {dims:?}", self.channels);
+            candle_core::bail!(
+                "batch norm over {} channels got shape {dims:?}",
+                self.channels
+            );
         }
         let rows = x.elem_count() / c.max(1);
         let flat = x.reshape((rows, c))?;
@@ -110,13 +113,25 @@ mod tests {
     fn train_normalises_batch_and_updates_running_stats_like_pytorch() {
         let (bn, _, buffers) = bn();
         // Channel 0: 1,2,3,4 (mean 2.5, biased var 1.25, unbiased 5/3); channel 1: all 10.
-        let x = Tensor::new(&[[1f32, 10.], [2., 10.], [3., 10.], [4., 10.]], &Device::Cpu).unwrap();
+        let x = Tensor::new(
+            &[[1f32, 10.], [2., 10.], [3., 10.], [4., 10.]],
+            &Device::Cpu,
+        )
+        .unwrap();
         let y = bn.forward(&x, true).unwrap().to_vec2::<f32>().unwrap();
         let want0 = (1.0 - 2.5) / (1.25f32 + 1e-5).sqrt();
         assert!((y[0][0] - want0).abs() < 1e-5);
         assert!(y[0][1].abs() < 1e-5);
-        let rm = buffers.get("bn.running_mean").unwrap().to_vec1::<f32>().unwrap();
-        let rv = buffers.get("bn.running_var").unwrap().to_vec1::<f32>().unwrap();
+        let rm = buffers
+            .get("bn.running_mean")
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let rv = buffers
+            .get("bn.running_var")
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert!((rm[0] - 0.25).abs() < 1e-6 && (rm[1] - 1.0).abs() < 1e-6);
         assert!((rv[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-6);
         assert!((rv[1] - 0.9).abs() < 1e-6);
@@ -129,8 +144,19 @@ mod tests {
         bn.forward(&x, true).unwrap();
         let y = bn.forward(&x, false).unwrap();
         let (scale, shift) = bn.eval_affine().unwrap();
-        let y2 = x.broadcast_mul(&scale).unwrap().broadcast_add(&shift).unwrap();
-        let d = (y - y2).unwrap().abs().unwrap().max_keepdim(0).unwrap().max(1).unwrap();
+        let y2 = x
+            .broadcast_mul(&scale)
+            .unwrap()
+            .broadcast_add(&shift)
+            .unwrap();
+        let d = (y - y2)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_keepdim(0)
+            .unwrap()
+            .max(1)
+            .unwrap();
         assert!(d.to_vec1::<f32>().unwrap()[0] < 1e-5);
     }
 }

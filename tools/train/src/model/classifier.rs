@@ -105,7 +105,14 @@ pub struct PartMlp {
 }
 
 impl PartMlp {
-    fn new(p: &mut ParamStore, b: &mut ParamStore, i: usize, d: usize, h: usize, c: usize) -> candle_core::Result<Self> {
+    fn new(
+        p: &mut ParamStore,
+        b: &mut ParamStore,
+        i: usize,
+        d: usize,
+        h: usize,
+        c: usize,
+    ) -> candle_core::Result<Self> {
         let name = format!("vis.part{i}");
         Ok(Self {
             bn_in: BatchNorm::new(p, b, &format!("{name}.bn_in"), d)?,
@@ -130,8 +137,8 @@ pub enum Head {
         una: Una,
         /// Multi-part prompts.
         prompts: PromptLearner,
-        /// Cross-relation classifier.
-        crm: Crm,
+        /// Cross-relation classifier (boxed: it is by far the largest variant).
+        crm: Box<Crm>,
     },
     /// UnA + MPP + part-wise cosine.
     Alignment {
@@ -192,7 +199,9 @@ impl Model {
             return Err(ModelError::Config("no classes".into()));
         }
         if config.parts == 0 || config.prompts == 0 {
-            return Err(ModelError::Config("parts and prompts must be at least 1".into()));
+            return Err(ModelError::Config(
+                "parts and prompts must be at least 1".into(),
+            ));
         }
         if config.kind == HeadKind::Alignment && config.parts != config.prompts {
             return Err(ModelError::Config(format!(
@@ -203,7 +212,15 @@ impl Model {
         let mut params = ParamStore::new(config.seed, device);
         let mut buffers = ParamStore::new(config.seed, device);
         let head = build_head(&clip, &classes, &config, &mut params, &mut buffers, device)?;
-        Ok(Self { clip, head, config, classes, params, buffers, dtype })
+        Ok(Self {
+            clip,
+            head,
+            config,
+            classes,
+            params,
+            buffers,
+            dtype,
+        })
     }
 
     /// Number of classes C.
@@ -237,11 +254,15 @@ impl Model {
     }
 
     /// Multi-part visual features `V` `(B, M, D)`; `None` for heads without UnA.
-    pub fn parts(&self, streams: &VisionStreams, train: bool) -> Result<Option<Tensor>, ModelError> {
+    pub fn parts(
+        &self,
+        streams: &VisionStreams,
+        train: bool,
+    ) -> Result<Option<Tensor>, ModelError> {
         Ok(match &self.head {
-            Head::Xrvlm { una, .. } | Head::Alignment { una, .. } | Head::VisionOnly { una, .. } => {
-                Some(una.forward(streams, train)?)
-            }
+            Head::Xrvlm { una, .. }
+            | Head::Alignment { una, .. }
+            | Head::VisionOnly { una, .. } => Some(una.forward(streams, train)?),
             Head::Coop { .. } | Head::ZeroShot { .. } => None,
         })
     }
@@ -255,13 +276,20 @@ impl Model {
     ) -> Result<Tensor, ModelError> {
         let need = || ModelError::Config("this head needs class features".into());
         let logits = match &self.head {
-            Head::Xrvlm { una, crm, .. } => {
-                crm.forward(&una.forward(streams, train)?, class_features.ok_or_else(need)?, train)?
-            }
-            Head::Alignment { una, logit_scale, .. } => {
+            Head::Xrvlm { una, crm, .. } => crm.forward(
+                &una.forward(streams, train)?,
+                class_features.ok_or_else(need)?,
+                train,
+            )?,
+            Head::Alignment {
+                una, logit_scale, ..
+            } => {
                 let v = l2_normalize(&una.forward(streams, train)?)?; // (B, M, D)
                 let t = class_features.ok_or_else(need)?; // (P, C, D), P = M
-                let per_part = v.transpose(0, 1)?.contiguous()?.matmul(&t.transpose(1, 2)?.contiguous()?)?; // (M, B, C)
+                let per_part = v
+                    .transpose(0, 1)?
+                    .contiguous()?
+                    .matmul(&t.transpose(1, 2)?.contiguous()?)?; // (M, B, C)
                 let m = self.config.parts.max(self.config.prompts) as f64;
                 (per_part.sum(0)? / m)?.broadcast_mul(&logit_scale.as_tensor().exp()?)?
             }
@@ -316,7 +344,14 @@ fn build_head(
     Ok(match c.kind {
         HeadKind::Xrvlm => {
             let una = una(params, buffers)?;
-            let prompts = PromptLearner::new(params, clip, classes, c.prompts, c.context_len, ContextKind::ClassSpecific)?;
+            let prompts = PromptLearner::new(
+                params,
+                clip,
+                classes,
+                c.prompts,
+                c.context_len,
+                ContextKind::ClassSpecific,
+            )?;
             let shape = CrmShape {
                 parts: c.parts,
                 prompts: c.prompts,
@@ -327,14 +362,29 @@ fn build_head(
                 scale: c.scale,
             };
             let crm = Crm::new(params, buffers, shape)?;
-            Head::Xrvlm { una, prompts, crm }
+            Head::Xrvlm {
+                una,
+                prompts,
+                crm: Box::new(crm),
+            }
         }
         HeadKind::Alignment => {
             let una = una(params, buffers)?;
-            let prompts = PromptLearner::new(params, clip, classes, c.prompts, c.context_len, ContextKind::ClassSpecific)?;
+            let prompts = PromptLearner::new(
+                params,
+                clip,
+                classes,
+                c.prompts,
+                c.context_len,
+                ContextKind::ClassSpecific,
+            )?;
             let init = Tensor::new(&[clip.logit_scale], device)?;
             let logit_scale = params.from_tensor("logit_scale", &init)?;
-            Head::Alignment { una, prompts, logit_scale }
+            Head::Alignment {
+                una,
+                prompts,
+                logit_scale,
+            }
         }
         HeadKind::VisionOnly => {
             let una = una(params, buffers)?;
@@ -344,12 +394,15 @@ fn build_head(
             Head::VisionOnly { una, mlps }
         }
         HeadKind::Coop => {
-            let prompts = PromptLearner::new(params, clip, classes, 1, c.context_len, ContextKind::Shared)?;
+            let prompts =
+                PromptLearner::new(params, clip, classes, 1, c.context_len, ContextKind::Shared)?;
             Head::Coop { prompts }
         }
         HeadKind::ZeroShot => {
             let text = template_features(clip, classes, &c.template, device)?;
-            Head::ZeroShot { text: l2_normalize(&text.to_dtype(DType::F32)?)? }
+            Head::ZeroShot {
+                text: l2_normalize(&text.to_dtype(DType::F32)?)?,
+            }
         }
     })
 }

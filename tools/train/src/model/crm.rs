@@ -48,7 +48,13 @@ pub struct Embedding {
 }
 
 impl Embedding {
-    fn new(p: &mut ParamStore, b: &mut ParamStore, name: &str, dim: usize, out: usize) -> Result<Self> {
+    fn new(
+        p: &mut ParamStore,
+        b: &mut ParamStore,
+        name: &str,
+        dim: usize,
+        out: usize,
+    ) -> Result<Self> {
         Ok(Self {
             bn_in: BatchNorm::new(p, b, &format!("{name}.bn_in"), dim)?,
             proj: TrainLinear::new(p, &format!("{name}.proj"), dim, out, true)?,
@@ -106,17 +112,24 @@ impl Crm {
 
     /// The text side `T' = ε_t(T̂)` `(P, C, D')`; constant in eval mode, so it can be cached.
     pub fn text_embedding(&self, t: &Tensor, train: bool) -> Result<Tensor> {
-        self.eps_t.forward(&scaled_unit(t, self.shape.scale)?, train)
+        self.eps_t
+            .forward(&scaled_unit(t, self.shape.scale)?, train)
     }
 
     /// The image side `V' = ε_v(V̂)` `(B, M, D')`.
     pub fn part_embedding(&self, v: &Tensor, train: bool) -> Result<Tensor> {
-        self.eps_v.forward(&scaled_unit(v, self.shape.scale)?, train)
+        self.eps_v
+            .forward(&scaled_unit(v, self.shape.scale)?, train)
     }
 
     /// The relation vector `r` `(B, P·M·C)` in (p, m, c) order.
     pub fn relations(&self, v_emb: &Tensor, t_emb: &Tensor) -> Result<Tensor> {
-        let CrmShape { parts: m, prompts: p, classes: c, .. } = self.shape;
+        let CrmShape {
+            parts: m,
+            prompts: p,
+            classes: c,
+            ..
+        } = self.shape;
         let b = v_emb.dim(0)?;
         let k = v_emb.dim(2)?;
         let t_flat = t_emb.reshape((p * c, k))?;
@@ -152,7 +165,15 @@ mod tests {
         let dev = Device::Cpu;
         let mut p = ParamStore::new(0, &dev);
         let mut b = ParamStore::new(0, &dev);
-        let s = CrmShape { parts: 2, prompts: 3, classes: 4, dim: 6, crm_dim: 5, hidden: 7, scale: 64.0 };
+        let s = CrmShape {
+            parts: 2,
+            prompts: 3,
+            classes: 4,
+            dim: 6,
+            crm_dim: 5,
+            hidden: 7,
+            scale: 64.0,
+        };
         let crm = Crm::new(&mut p, &mut b, s).unwrap();
         let v = Tensor::randn(0f32, 1.0, (2, 2, 5), &dev).unwrap();
         let t = Tensor::randn(0f32, 1.0, (3, 4, 5), &dev).unwrap();
@@ -170,9 +191,15 @@ mod tests {
                 }
             }
         }
-        let t_emb = crm.text_embedding(&Tensor::randn(0f32, 1.0, (3, 4, 6), &dev).unwrap(), true).unwrap();
+        let t_emb = crm
+            .text_embedding(&Tensor::randn(0f32, 1.0, (3, 4, 6), &dev).unwrap(), true)
+            .unwrap();
         let logits = crm
-            .forward(&Tensor::randn(0f32, 1.0, (2, 2, 6), &dev).unwrap(), &t_emb, true)
+            .forward(
+                &Tensor::randn(0f32, 1.0, (2, 2, 6), &dev).unwrap(),
+                &t_emb,
+                true,
+            )
             .unwrap();
         assert_eq!(logits.dims(), &[2, 4]);
     }

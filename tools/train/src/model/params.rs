@@ -149,10 +149,16 @@ mod tests {
         let mut map = BTreeMap::new();
         let err = s.load(&map, "p.", "ckpt.safetensors").unwrap_err();
         assert!(err.to_string().contains("p.a is missing"), "{err}");
-        map.insert("p.a".into(), Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap());
+        map.insert(
+            "p.a".into(),
+            Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap(),
+        );
         let err = s.load(&map, "p.", "ckpt.safetensors").unwrap_err();
         assert!(err.to_string().contains("shape"), "{err}");
-        map.insert("p.a".into(), Tensor::ones(3, DType::F32, &Device::Cpu).unwrap());
+        map.insert(
+            "p.a".into(),
+            Tensor::ones(3, DType::F32, &Device::Cpu).unwrap(),
+        );
         s.load(&map, "p.", "ckpt.safetensors").unwrap();
         assert_eq!(s.get("a").unwrap().to_vec1::<f32>().unwrap(), vec![1.0; 3]);
     }

@@ -30,7 +30,10 @@ pub fn display_name(raw: &str) -> String {
         .map(|w| {
             let mut chars = w.chars();
             match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect(),
+                Some(first) => first
+                    .to_uppercase()
+                    .chain(chars.flat_map(char::to_lowercase))
+                    .collect(),
                 None => String::new(),
             }
         })
@@ -139,7 +142,11 @@ impl PromptLearner {
 }
 
 /// Checks that ids are `[SOS] X×L <suffix…>` and returns the suffix (name, ".", EOS).
-fn split_prompt(ids: &[u32], ctx_len: usize, text: &str) -> std::result::Result<Vec<u32>, ClipError> {
+fn split_prompt(
+    ids: &[u32],
+    ctx_len: usize,
+    text: &str,
+) -> std::result::Result<Vec<u32>, ClipError> {
     let slots = ids.get(1..=ctx_len).unwrap_or(&[]);
     let placeholder_ok = slots.len() == ctx_len && slots.windows(2).all(|w| w[0] == w[1]);
     if !placeholder_ok || ids.len() <= ctx_len + 2 {
@@ -182,7 +189,10 @@ mod tests {
 
     #[test]
     fn names_are_normalised_like_the_reference() {
-        assert_eq!(display_name("Black_footed_Albatross"), "Black Footed Albatross");
+        assert_eq!(
+            display_name("Black_footed_Albatross"),
+            "Black Footed Albatross"
+        );
         assert_eq!(display_name("northern cardinal"), "Northern Cardinal");
         assert_eq!(display_name("__odd__name_"), "Odd Name");
     }

@@ -100,10 +100,24 @@ mod tests {
         let v = una.forward(&streams, true).unwrap();
         assert_eq!(v.dims(), &[2, 4, 6]);
         // The kept parts are a slice of a unit vector: their norm is at most 1.
-        let n = v.sqr().unwrap().sum((1, 2)).unwrap().to_vec1::<f32>().unwrap();
+        let n = v
+            .sqr()
+            .unwrap()
+            .sum((1, 2))
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert!(n.iter().all(|&x| x <= 1.0 + 1e-5 && x > 0.0), "{n:?}");
         let a = una.maps(&streams.x, false).unwrap();
         assert_eq!(a.dims(), &[2, 5, 5]);
-        assert!(a.flatten_all().unwrap().min(0).unwrap().to_scalar::<f32>().unwrap() >= 0.0);
+        assert!(
+            a.flatten_all()
+                .unwrap()
+                .min(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                >= 0.0
+        );
     }
 }

@@ -59,7 +59,10 @@ pub fn save<R: Serialize>(
     epochs_done: usize,
     tensors: &[(String, Tensor)],
 ) -> Result<(), CheckpointError> {
-    let fmt = |msg: String| CheckpointError::Format { path: path.to_path_buf(), msg };
+    let fmt = |msg: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        msg,
+    };
     let run_json = serde_json::to_string(run).map_err(|e| fmt(format!("run config: {e}")))?;
     let metadata = HashMap::from([
         (KEY_FORMAT.to_string(), FORMAT.to_string()),
@@ -71,14 +74,23 @@ pub fn save<R: Serialize>(
         .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<candle_core::Result<Vec<_>>>()
         .map_err(|e| fmt(e.to_string()))?;
-    let bytes = safetensors::serialize(contiguous.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
-        .map_err(|e| fmt(e.to_string()))?;
-    write_atomically(path, &bytes).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })
+    let bytes = safetensors::serialize(
+        contiguous.iter().map(|(n, t)| (n.as_str(), t)),
+        Some(metadata),
+    )
+    .map_err(|e| fmt(e.to_string()))?;
+    write_atomically(path, &bytes).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
     {
@@ -92,9 +104,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Reads a checkpoint onto `device`.
-pub fn load<R: DeserializeOwned>(path: &Path, device: &Device) -> Result<Checkpoint<R>, CheckpointError> {
-    let fmt = |msg: String| CheckpointError::Format { path: path.to_path_buf(), msg };
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+pub fn load<R: DeserializeOwned>(
+    path: &Path,
+    device: &Device,
+) -> Result<Checkpoint<R>, CheckpointError> {
+    let fmt = |msg: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| fmt(format!("not a safetensors file: {e}")))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
@@ -109,7 +130,9 @@ pub fn load<R: DeserializeOwned>(path: &Path, device: &Device) -> Result<Checkpo
             )))
         }
     }
-    let run_json = meta.get(KEY_RUN).ok_or_else(|| fmt(format!("metadata has no \"{KEY_RUN}\"")))?;
+    let run_json = meta
+        .get(KEY_RUN)
+        .ok_or_else(|| fmt(format!("metadata has no \"{KEY_RUN}\"")))?;
     let run = serde_json::from_str(run_json).map_err(|e| fmt(format!("run config: {e}")))?;
     let epochs_done = meta
         .get(KEY_EPOCH)
@@ -121,7 +144,11 @@ pub fn load<R: DeserializeOwned>(path: &Path, device: &Device) -> Result<Checkpo
             .map_err(|e| fmt(format!("tensor {name}: {e}")))?;
         tensors.insert(name, t);
     }
-    Ok(Checkpoint { run, epochs_done, tensors })
+    Ok(Checkpoint {
+        run,
+        epochs_done,
+        tensors,
+    })
 }
 
 #[cfg(test)]
@@ -142,14 +169,23 @@ mod tests {
         let ck: Checkpoint<Run> = load(&path, &Device::Cpu).unwrap();
         assert_eq!(ck.run, Run { lr: 0.5 });
         assert_eq!(ck.epochs_done, 3);
-        assert_eq!(ck.tensors["param.a"].to_vec1::<f32>().unwrap(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(
+            ck.tensors["param.a"].to_vec1::<f32>().unwrap(),
+            vec![1.0, 2.0, 3.0]
+        );
 
         std::fs::write(&path, b"garbage").unwrap();
         let err = load::<Run>(&path, &Device::Cpu).err().unwrap().to_string();
-        assert!(err.contains("ckpt.safetensors") && err.contains("not a safetensors"), "{err}");
+        assert!(
+            err.contains("ckpt.safetensors") && err.contains("not a safetensors"),
+            "{err}"
+        );
         let plain = dir.path().join("plain.safetensors");
         candle_core::safetensors::save(
-            &HashMap::from([("w".to_string(), Tensor::zeros(2, candle_core::DType::F32, &Device::Cpu).unwrap())]),
+            &HashMap::from([(
+                "w".to_string(),
+                Tensor::zeros(2, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            )]),
             &plain,
         )
         .unwrap();

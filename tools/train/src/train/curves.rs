@@ -244,10 +244,7 @@ fn draw(records: &[Record], pixels: &mut [u8], title: &str) -> DrawResult {
             caption: "Evaluation accuracy",
             y_desc: "accuracy (%)",
             empty_note: "no evaluation yet",
-            lines: vec![
-                line(&top1_label, BLUE, top1),
-                line("top-5", GREEN, top5),
-            ],
+            lines: vec![line(&top1_label, BLUE, top1), line("top-5", GREEN, top5)],
             y_floor: None,
             y_ceiling: Some(100.0),
             y_format: |v| format!("{v:.0}"),
@@ -274,7 +271,10 @@ fn draw(records: &[Record], pixels: &mut [u8], title: &str) -> DrawResult {
 
 /// The y range of a panel: the data padded by 5 %, bounded by the panel's floor and ceiling.
 fn y_range(panel: &Panel) -> std::ops::Range<f64> {
-    let values = panel.lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
+    let values = panel
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1));
     let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
@@ -343,7 +343,9 @@ fn draw_panel(
         chart
             .draw_series(LineSeries::new(line.points.clone(), color.stroke_width(2)))?
             .label(line.label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         // Markers show single points and short runs; on long runs they would only clutter.
         if line.points.len() <= MAX_MARKERS {
             chart.draw_series(
@@ -362,14 +364,15 @@ fn draw_panel(
             .border_style(RGBColor(180, 180, 180))
             .draw()?;
     } else {
-        let centre = (
-            (x_range.start + x_range.end) / 2.0,
-            (y.start + y.end) / 2.0,
-        );
+        let centre = ((x_range.start + x_range.end) / 2.0, (y.start + y.end) / 2.0);
         let style = TextStyle::from((FONT, 18).into_font())
             .color(&RGBColor(120, 120, 120))
             .pos(Pos::new(HPos::Center, VPos::Center));
-        chart.draw_series(std::iter::once(Text::new(panel.empty_note.to_string(), centre, style)))?;
+        chart.draw_series(std::iter::once(Text::new(
+            panel.empty_note.to_string(),
+            centre,
+            style,
+        )))?;
     }
     Ok(())
 }
@@ -407,7 +410,10 @@ mod tests {
         let img = image::open(path)?.to_rgb8();
         assert_eq!(img.dimensions(), CURVES_SIZE);
         let white = img.pixels().filter(|p| p.0 == [255, 255, 255]).count();
-        let dark = img.pixels().filter(|p| p.0.iter().all(|&c| c < 100)).count();
+        let dark = img
+            .pixels()
+            .filter(|p| p.0.iter().all(|&c| c < 100))
+            .count();
         let total = img.pixels().count();
         assert!(white > total / 2, "mostly background: {white}/{total}");
         assert!(dark > 1000, "text and axes are drawn: {dark} dark pixels");
@@ -420,8 +426,8 @@ mod tests {
         let path = dir.path().join("plots/curves.png");
         write_curves(&sample_records(30, true), &path, "CUB 16-shot ViT-B/16")?;
         check_png(&path)?;
-        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap_or(dir.path()))?
-            .collect::<Result<_, _>>()?;
+        let names: Vec<_> =
+            std::fs::read_dir(path.parent().unwrap_or(dir.path()))?.collect::<Result<_, _>>()?;
         assert_eq!(names.len(), 1, "no temporary file left behind");
         Ok(())
     }
@@ -453,13 +459,5 @@ mod tests {
         let loss = per_epoch(&records, RecordKind::Train, |r| Some(r.loss));
         assert_eq!(loss, vec![(0.0, 3.0), (2.0, 1.0)]);
         assert!(per_epoch(&records, RecordKind::Eval, |r| r.top1).is_empty());
-    }
-
-    #[test]
-    fn zz_sample_render() -> anyhow::Result<()> {
-        write_curves(&sample_records(100, true), Path::new("/tmp/curves_sample.png"), "CUB-200 16-shot, ViT-B/16, XR-VLM")?;
-        write_curves(&sample_records(1, true), Path::new("/tmp/curves_one.png"), "one epoch")?;
-        write_curves(&sample_records(5, false), Path::new("/tmp/curves_noeval.png"), "no eval")?;
-        Ok(())
     }
 }

@@ -475,13 +475,14 @@ mod tests {
         assert_eq!(eval.top_k, 3);
         assert!((eval.top1 - 0.5).abs() < 1e-12);
         assert!((eval.top5 - 1.0).abs() < 1e-12);
-        assert_eq!(eval.confusion, vec![vec![1, 0, 0], vec![0, 1, 0], vec![1, 1, 0]]);
+        assert_eq!(
+            eval.confusion,
+            vec![vec![1, 0, 0], vec![0, 1, 0], vec![1, 1, 0]]
+        );
         assert_eq!(eval.per_class[2].correct, 0);
         assert_eq!(eval.per_class[2].total, 2);
         assert!((eval.mean_class_accuracy - 2.0 / 3.0).abs() < 1e-12);
-        let ce = |row: [f64; 3], y: usize| {
-            row.iter().map(|x| x.exp()).sum::<f64>().ln() - row[y]
-        };
+        let ce = |row: [f64; 3], y: usize| row.iter().map(|x| x.exp()).sum::<f64>().ln() - row[y];
         let want = (ce([3.0, 1.0, 0.0], 0)
             + ce([0.0, 2.0, 1.0], 1)
             + ce([0.0, 2.0, 1.0], 2)
@@ -556,8 +557,14 @@ mod tests {
         let md = eval.to_markdown();
         assert!(md.contains("- Top-1: 50.00 %"), "{md}");
         assert!(md.contains("- Top-2: 100.00 %"), "{md}");
-        assert!(md.contains("| 0 | Black\\|footed Albatross | 0 | 1 | 0.00 % |"), "{md}");
-        assert!(md.contains("| Black\\|footed Albatross | Crow | 1 | 100.00 % |"), "{md}");
+        assert!(
+            md.contains("| 0 | Black\\|footed Albatross | 0 | 1 | 0.00 % |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Black\\|footed Albatross | Crow | 1 | 100.00 % |"),
+            "{md}"
+        );
         Ok(())
     }
 
@@ -568,7 +575,14 @@ mod tests {
         assert!(err.to_string().contains("metrics.rs"), "{err}");
         assert!(matches!(err, MetricsError::LogitsLength { len: 5, .. }));
         let err = acc.add_batch(&[0.0; 6], &[0, 3]).unwrap_err();
-        assert!(matches!(err, MetricsError::LabelOutOfRange { label: 3, row: 1, .. }));
+        assert!(matches!(
+            err,
+            MetricsError::LabelOutOfRange {
+                label: 3,
+                row: 1,
+                ..
+            }
+        ));
         assert_eq!(acc.count(), 0, "a rejected batch counts nothing");
         assert!(matches!(acc.finish(), Err(MetricsError::Empty)));
         assert!(matches!(
@@ -585,7 +599,10 @@ mod tests {
         let mut acc = EvalAccumulator::new(names(3))?;
         acc.add_tensor(&t, &[1, 0])?;
         let from_tensor = acc.finish()?;
-        assert_eq!(from_tensor, Evaluation::from_logits(&data, &[1, 0], names(3))?);
+        assert_eq!(
+            from_tensor,
+            Evaluation::from_logits(&data, &[1, 0], names(3))?
+        );
         Ok(())
     }
 }

@@ -198,19 +198,16 @@ impl MetricsLog {
 
     /// Appends one record as one line and syncs it to disk before returning.
     pub fn append(&mut self, record: &Record) -> Result<(), MetricsLogError> {
-        let mut line =
-            serde_json::to_vec(record).map_err(|source| MetricsLogError::Serialize {
-                path: self.path.clone(),
-                source,
-            })?;
+        let mut line = serde_json::to_vec(record).map_err(|source| MetricsLogError::Serialize {
+            path: self.path.clone(),
+            source,
+        })?;
         line.push(b'\n');
         self.file
             .write_all(&line)
             .map_err(io_err("write", &self.path))?;
         self.file.flush().map_err(io_err("flush", &self.path))?;
-        self.file
-            .sync_data()
-            .map_err(io_err("sync", &self.path))
+        self.file.sync_data().map_err(io_err("sync", &self.path))
     }
 }
 
@@ -278,7 +275,10 @@ pub fn read_records(path: impl AsRef<Path>) -> Result<(Vec<Record>, usize), Metr
 /// records dropped; a missing file is left missing and gives 0.
 ///
 /// Call it before [`MetricsLog::open`], not while a [`MetricsLog`] on the same file is open.
-pub fn truncate_after_epoch(path: impl AsRef<Path>, epoch: usize) -> Result<usize, MetricsLogError> {
+pub fn truncate_after_epoch(
+    path: impl AsRef<Path>,
+    epoch: usize,
+) -> Result<usize, MetricsLogError> {
     let path = path.as_ref();
     if !path.exists() {
         return Ok(0);
@@ -403,9 +403,15 @@ mod tests {
         lines.insert(1, "");
         fs::write(&path, lines.join("\n") + "\n")?;
         let err = read_records(&path).unwrap_err();
-        assert!(matches!(err, MetricsLogError::Corrupt { line: 4, .. }), "{err}");
+        assert!(
+            matches!(err, MetricsLogError::Corrupt { line: 4, .. }),
+            "{err}"
+        );
         let msg = err.to_string();
-        assert!(msg.contains("metrics_log.rs") && msg.contains("metrics.jsonl:4"), "{msg}");
+        assert!(
+            msg.contains("metrics_log.rs") && msg.contains("metrics.jsonl:4"),
+            "{msg}"
+        );
         Ok(())
     }
 

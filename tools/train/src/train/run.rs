@@ -111,9 +111,10 @@ pub enum RunError {
 pub fn resolve(cfg: &DataConfig) -> Result<Splits, RunError> {
     let mut notes = Vec::new();
     let (train, eval) = match &cfg.source {
-        DataSource::Folder { root } if is_cub_root(root) => {
-            (load_cub(root, Split::Train)?, Some(load_cub(root, Split::Test)?))
-        }
+        DataSource::Folder { root } if is_cub_root(root) => (
+            load_cub(root, Split::Train)?,
+            Some(load_cub(root, Split::Test)?),
+        ),
         DataSource::Folder { root } => match image_folder_splits(root)? {
             Some((train, test)) => (train, Some(test)),
             None => (load_image_folder(root)?, None),
@@ -128,7 +129,9 @@ pub fn resolve(cfg: &DataConfig) -> Result<Splits, RunError> {
         Some(k) => {
             let draw = k_shot(&train, k, cfg.shot_seed);
             for (class, n) in &draw.short_classes {
-                notes.push(format!("class {class:?} has only {n} images for {k} shots; all are used"));
+                notes.push(format!(
+                    "class {class:?} has only {n} images for {k} shots; all are used"
+                ));
             }
             let eval = eval.or_else(|| (!draw.rest.is_empty()).then_some(draw.rest));
             (draw.train, eval)

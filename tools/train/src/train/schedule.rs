@@ -235,9 +235,16 @@ mod tests {
             Schedule::linear_warmup_cosine(3, 0),
         ] {
             let text = serde_json::to_string(&s).unwrap();
-            assert_eq!(serde_json::from_str::<Schedule>(&text).unwrap(), s, "{text}");
+            assert_eq!(
+                serde_json::from_str::<Schedule>(&text).unwrap(),
+                s,
+                "{text}"
+            );
         }
         let text = serde_json::to_string(&Schedule::xrvlm()).unwrap();
-        assert_eq!(text, r#"{"epochs":100,"warmup":{"kind":"linear","epochs":5}}"#);
+        assert_eq!(
+            text,
+            r#"{"epochs":100,"warmup":{"kind":"linear","epochs":5}}"#
+        );
     }
 }

@@ -45,7 +45,9 @@ pub enum SgdError {
         name: String,
     },
     /// A trainable variable is not floating point.
-    #[error("train/sgd.rs: trainable variable {name:?} has dtype {dtype:?}, SGD needs a float dtype")]
+    #[error(
+        "train/sgd.rs: trainable variable {name:?} has dtype {dtype:?}, SGD needs a float dtype"
+    )]
     NotFloat {
         /// The variable name.
         name: String,
@@ -296,18 +298,21 @@ mod tests {
         let config = SgdConfig {
             lr: 0.1,
             momentum: 0.9,
-            weight_decay: 0.1,
+            weight_decay: 0.2,
         };
         let mut opt = Sgd::new(
-            vec![("p".into(), p.clone()), ("frozen".into(), untouched.clone())],
+            vec![
+                ("p".into(), p.clone()),
+                ("frozen".into(), untouched.clone()),
+            ],
             config,
         )?;
-        // Hand computation for p0 = 1 (the -2 element is the same times -2):
-        // 1: g = 1.1·1      = 1.1,     buf = 1.1,                 p = 1 - 0.11        = 0.89
-        // 2: g = 1.1·0.89   = 0.979,   buf = 0.99 + 0.979 = 1.969, p = 0.89 - 0.1969  = 0.6931
-        // 3: g = 1.1·0.6931 = 0.76241, buf = 1.7721 + 0.76241 = 2.53451,
-        //                                                         p = 0.6931 - 0.253451 = 0.439649
-        let expected = [(0.89, 1.1), (0.6931, 1.969), (0.439649, 2.53451)];
+        // Hand computation for p0 = 1 (the -2 element is the same times -2), g = grad + 0.2·p:
+        // 1: g = 1.2·1      = 1.2,     buf = 1.2,                     p = 1 - 0.12          = 0.88
+        // 2: g = 1.2·0.88   = 1.056,   buf = 1.08 + 1.056 = 2.136,    p = 0.88 - 0.2136     = 0.6664
+        // 3: g = 1.2·0.6664 = 0.79968, buf = 1.9224 + 0.79968 = 2.72208,
+        //                                                             p = 0.6664 - 0.272208 = 0.394192
+        let expected = [(0.88, 1.2), (0.6664, 2.136), (0.394192, 2.72208)];
         for (p_expected, buf_expected) in expected {
             quadratic_step(&mut opt, &p, 0.1)?;
             let got = p.as_tensor().to_vec1::<f64>()?;
@@ -354,7 +359,10 @@ mod tests {
         let mut opt_c = Sgd::new(vec![("w".into(), b.clone())], SgdConfig::default())?;
         opt_c.load_state(&saved)?;
         quadratic_step(&mut opt_c, &b, 0.01)?;
-        assert_eq!(a.as_tensor().to_vec1::<f32>()?, b.as_tensor().to_vec1::<f32>()?);
+        assert_eq!(
+            a.as_tensor().to_vec1::<f32>()?,
+            b.as_tensor().to_vec1::<f32>()?
+        );
         Ok(())
     }
 
@@ -364,14 +372,20 @@ mod tests {
         let w = Var::zeros((2, 3), DType::F32, &dev)?;
         let mut opt = Sgd::new(vec![("head.w".into(), w)], SgdConfig::default())?;
         let mut map = HashMap::new();
-        map.insert("momentum.head.w".to_string(), Tensor::zeros(6, DType::F32, &dev)?);
+        map.insert(
+            "momentum.head.w".to_string(),
+            Tensor::zeros(6, DType::F32, &dev)?,
+        );
         let err = opt.load_state(&map).unwrap_err();
         assert!(matches!(err, SgdError::ShapeMismatch { .. }), "{err}");
         assert!(err.to_string().contains("sgd.rs"), "{err}");
         assert!(err.to_string().contains("[2, 3]"), "{err}");
 
         let mut map = HashMap::new();
-        map.insert("momentum.other".to_string(), Tensor::zeros(1, DType::F32, &dev)?);
+        map.insert(
+            "momentum.other".to_string(),
+            Tensor::zeros(1, DType::F32, &dev)?,
+        );
         map.insert("head.w".to_string(), Tensor::zeros(1, DType::F32, &dev)?);
         let err = opt.load_state(&map).unwrap_err();
         assert!(matches!(err, SgdError::UnknownBuffer { .. }), "{err}");

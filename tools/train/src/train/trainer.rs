@@ -62,7 +62,13 @@ pub struct Summary {
 pub fn build_model(run: &RunConfig, device: &Device) -> anyhow::Result<Model> {
     let clip = Clip::load(&run.clip, device)
         .with_context(|| format!("loading CLIP checkpoint {}", run.clip.display()))?;
-    let model = Model::new(clip, run.classes.clone(), run.head.clone(), device, run.precision.dtype())?;
+    let model = Model::new(
+        clip,
+        run.classes.clone(),
+        run.head.clone(),
+        device,
+        run.precision.dtype(),
+    )?;
     Ok(model)
 }
 
@@ -76,10 +82,18 @@ pub fn restore(model: &Model, ck: &Checkpoint<RunConfig>, path: &Path) -> anyhow
 
 impl Trainer {
     /// Starts a new run in `out` (which must not hold a checkpoint already).
-    pub fn new(mut run: RunConfig, out: &Path, device: &Device, progress: bool) -> anyhow::Result<Self> {
+    pub fn new(
+        mut run: RunConfig,
+        out: &Path,
+        device: &Device,
+        progress: bool,
+    ) -> anyhow::Result<Self> {
         let ck = out.join(CHECKPOINT_FILE);
         if ck.exists() {
-            bail!("{} already exists; pass --resume to continue that run or choose another --out", ck.display());
+            bail!(
+                "{} already exists; pass --resume to continue that run or choose another --out",
+                ck.display()
+            );
         }
         let splits = resolve(&run.data)?;
         run.classes = splits.train.classes.clone();
@@ -115,7 +129,16 @@ impl Trainer {
         if metrics.exists() && ck.epochs_done > 0 {
             truncate_after_epoch(&metrics, ck.epochs_done - 1)?;
         }
-        Self::assemble(ck.run, model, sgd, splits, out, device, ck.epochs_done, progress)
+        Self::assemble(
+            ck.run,
+            model,
+            sgd,
+            splits,
+            out,
+            device,
+            ck.epochs_done,
+            progress,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -174,8 +197,13 @@ impl Trainer {
     pub fn run(&mut self) -> anyhow::Result<Summary> {
         let mut log = MetricsLog::open(self.out.join(METRICS_FILE))?;
         let trainable = self.model.config.kind != HeadKind::ZeroShot;
-        let batches = train_loader(&self.run, &self.splits.train, &self.preprocess, 0).len_batches();
-        let pending = if trainable { self.run.epochs - self.epochs_done.min(self.run.epochs) } else { 0 };
+        let batches =
+            train_loader(&self.run, &self.splits.train, &self.preprocess, 0).len_batches();
+        let pending = if trainable {
+            self.run.epochs - self.epochs_done.min(self.run.epochs)
+        } else {
+            0
+        };
         let bar = self.bar((pending * batches) as u64);
         let mut losses = Vec::new();
         for epoch in self.epochs_done..if trainable { self.run.epochs } else { 0 } {
@@ -183,7 +211,13 @@ impl Trainer {
             let lr = self.run.schedule.lr(self.run.sgd.lr, epoch);
             let loss = self.train_epoch(epoch, lr, &bar)?;
             let step = (epoch + 1) * batches;
-            log.append(&Record::train(epoch, step, lr, loss, started.elapsed().as_secs_f64()))?;
+            log.append(&Record::train(
+                epoch,
+                step,
+                lr,
+                loss,
+                started.elapsed().as_secs_f64(),
+            ))?;
             losses.push(loss);
             let last = epoch + 1 == self.run.epochs;
             if !last && self.run.eval_every > 0 && (epoch + 1) % self.run.eval_every == 0 {
@@ -205,7 +239,11 @@ impl Trainer {
         if let Some(outcome) = &eval {
             self.write_eval(outcome)?;
         }
-        Ok(Summary { losses, eval, failures: self.failed.len() })
+        Ok(Summary {
+            losses,
+            eval,
+            failures: self.failed.len(),
+        })
     }
 
     fn bar(&self, len: u64) -> ProgressBar {
@@ -213,12 +251,13 @@ impl Trainer {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::new(len);
-        let style = ProgressStyle::with_template("{bar:30} {pos}/{len} batches {elapsed_precise} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style = ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} batches {elapsed_precise} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar
     }
-
 
     fn train_epoch(&mut self, epoch: usize, lr: f64, bar: &ProgressBar) -> anyhow::Result<f64> {
         let loader = train_loader(&self.run, &self.splits.train, &self.preprocess, epoch);
@@ -258,9 +297,15 @@ impl Trainer {
 
     fn record_failures(&mut self, failures: Vec<LoadFailure>, bar: &ProgressBar) {
         for f in failures {
-            if !self.failed.contains_key(&f.path) {
-                bar.suspend(|| eprintln!("warning: skipped unreadable image {}: {}", f.path.display(), f.error));
-                self.failed.insert(f.path, f.error);
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.failed.entry(f.path) {
+                bar.suspend(|| {
+                    eprintln!(
+                        "warning: skipped unreadable image {}: {}",
+                        slot.key().display(),
+                        f.error
+                    )
+                });
+                slot.insert(f.error);
             }
         }
     }
@@ -277,8 +322,21 @@ impl Trainer {
             return Ok(None);
         };
         let started = Instant::now();
-        let outcome = evaluate(&self.model, ds, &self.preprocess, self.run.batch_size, &self.device, |_| {})?;
-        log.append(&Record::eval(epoch, step, lr, &outcome.evaluation, started.elapsed().as_secs_f64()))?;
+        let outcome = evaluate(
+            &self.model,
+            ds,
+            &self.preprocess,
+            self.run.batch_size,
+            &self.device,
+            |_| {},
+        )?;
+        log.append(&Record::eval(
+            epoch,
+            step,
+            lr,
+            &outcome.evaluation,
+            started.elapsed().as_secs_f64(),
+        ))?;
         self.record_failures(outcome.failures.clone(), bar);
         Ok(Some(outcome))
     }
@@ -292,12 +350,22 @@ impl Trainer {
         };
         let mut all = named("param.", self.model.params.named());
         all.extend(named("buffer.", self.model.buffers.named()));
-        all.extend(self.sgd.state().into_iter().map(|(n, t)| (format!("optim.{n}"), t)));
+        all.extend(
+            self.sgd
+                .state()
+                .into_iter()
+                .map(|(n, t)| (format!("optim.{n}"), t)),
+        );
         all
     }
 
     fn save_checkpoint(&self, epochs_done: usize) -> anyhow::Result<()> {
-        checkpoint::save(&self.out.join(CHECKPOINT_FILE), &self.run, epochs_done, &self.checkpoint_tensors())?;
+        checkpoint::save(
+            &self.out.join(CHECKPOINT_FILE),
+            &self.run,
+            epochs_done,
+            &self.checkpoint_tensors(),
+        )?;
         Ok(())
     }
 
@@ -316,7 +384,8 @@ impl Trainer {
             }
             return Ok(());
         }
-        let mut f = std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        let mut f =
+            std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
         for (p, e) in &self.failed {
             writeln!(f, "{}\t{e}", p.display())?;
         }
@@ -333,7 +402,12 @@ impl Trainer {
 
 /// The training batches of `epoch`: augmented (or eval-preprocessed) and shuffled, keyed by the
 /// run's seed and the epoch.
-fn train_loader<'a>(run: &RunConfig, ds: &'a Dataset, pre: &Preprocess, epoch: usize) -> Loader<'a> {
+fn train_loader<'a>(
+    run: &RunConfig,
+    ds: &'a Dataset,
+    pre: &Preprocess,
+    epoch: usize,
+) -> Loader<'a> {
     let transform = if run.augment {
         Transform::Train {
             augment: Augment::from_preprocess(pre),

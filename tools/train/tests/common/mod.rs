@@ -22,12 +22,19 @@ pub fn class_image(c: usize, i: usize, size: u32) -> RgbImage {
         let xs = (x + shift) % size;
         let shade = 40 + ((i * 23) % 60) as u8;
         match c {
-            0 if (xs / 4) % 2 == 0 => Rgb([220, shade, shade]),
+            0 if (xs / 4).is_multiple_of(2) => Rgb([220, shade, shade]),
             1 if (xs % 6 < 2) && ((y + shift) % 6 < 2) => Rgb([shade, 210, shade]),
             2 => {
-                let (dx, dy) = (x as i32 - (size / 2) as i32, y as i32 - ((size / 2 + shift / 3) % size) as i32);
+                let (dx, dy) = (
+                    x as i32 - (size / 2) as i32,
+                    y as i32 - ((size / 2 + shift / 3) % size) as i32,
+                );
                 let r2 = dx * dx + dy * dy;
-                if (40..120).contains(&r2) { Rgb([shade, shade, 230]) } else { Rgb([90, 90, 90]) }
+                if (40..120).contains(&r2) {
+                    Rgb([shade, shade, 230])
+                } else {
+                    Rgb([90, 90, 90])
+                }
             }
             _ => Rgb([90 + shade / 4, 90, 90]),
         }
@@ -40,7 +47,9 @@ pub fn write_image_folder(root: &Path, per_class: usize, size: u32) {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..per_class {
-            class_image(c, i, size).save(dir.join(format!("{i:03}.png"))).unwrap();
+            class_image(c, i, size)
+                .save(dir.join(format!("{i:03}.png")))
+                .unwrap();
         }
     }
 }
