@@ -260,10 +260,23 @@ LD_LIBRARY_PATH="$LIBS_DIR" ldd "$BIN" | grep -E 'cuda|cublas|curand|nvrtc|not f
 ptx=$(grep -aoE '\.version [0-9]+\.[0-9]+|\.target sm_[0-9a-z]+' "$BIN" | sort | uniq -c | sed 's/^ */   /')
 echo "== embedded PTX headers (driver 580 = CUDA 13.0 loads PTX ISA <= 9.0):"
 echo "$ptx"
-missing_libs=0
+# With BIND_NOW every imported cu* symbol must exist in the GPU machine's
+# libcuda.so.1; check they are all declared by the CUDA 13.0 cuda.h (which a
+# driver >= 580 exports), i.e. nothing newer leaked in through the stub.
+imported=$(nm -D --undefined-only "$BIN" | awk '{print $NF}' | grep -E '^cu[A-Z]' | sort -u || true)
+declared=$(gcc -E -P -x c -I"$WHEEL_CUDA/include" "$WHEEL_CUDA/include/cuda.h" |
+  grep -oE '\bcu[A-Z][A-Za-z0-9_]*[[:space:]]*\(' | sed -E 's/[[:space:]]*\($//' | sort -u)
+newer=$(comm -23 <(echo "$imported") <(echo "$declared") | grep . || true)
+echo "== driver API symbols imported from libcuda.so.1: $(grep -c . <<<"$imported")"
+status=0
+if [[ -n "$newer" ]]; then
+  echo "!! not declared in CUDA 13.0 cuda.h (may be missing from driver 580):" $newer >&2
+  status=1
+fi
 for n in "${needed[@]}"; do
   [[ -e "$LIBS_DIR/$n" || $n == libcuda.so.1 ]] && continue
-  ldconfig -p | grep -q " $n " || { echo "!! $n is neither bundled nor on this system" >&2; missing_libs=1; }
+  ldconfig -p | awk -v n="$n" '$1==n {f=1} END {exit !f}' ||
+    { echo "!! $n is neither bundled nor on this system" >&2; status=1; }
 done
 cat <<EOF
 
@@ -275,4 +288,4 @@ cat <<EOF
    at <venv>/lib/python3*/site-packages/nvidia/cu13/lib from the same wheels.
    Never ship lib/stubs/libcuda.so*: the driver provides libcuda.so.1.
 EOF
-exit "$missing_libs"
+exit "$status"

@@ -213,3 +213,24 @@ fn resume_without_checkpoint_and_existing_run_are_clear_errors() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("empty_class"), "{err}");
 }
+
+/// The committed demo set `tests/fixtures/shapes` (used by the README's first command) is exactly
+/// what the generator writes; `XRVLM_BLESS=1` rewrites it.
+#[test]
+fn committed_shapes_set_matches_the_generator() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shapes");
+    if std::env::var_os("XRVLM_BLESS").is_some() {
+        let _ = std::fs::remove_dir_all(&committed);
+        common::write_image_folder(&committed, 8, 40);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_image_folder(tmp.path(), 8, 40);
+    for class in common::CLASSES {
+        for i in 0..8 {
+            let rel = format!("{class}/{i:03}.png");
+            let want = std::fs::read(tmp.path().join(&rel)).unwrap();
+            let got = std::fs::read(committed.join(&rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            assert_eq!(got, want, "{rel} differs from the generator; rerun with XRVLM_BLESS=1");
+        }
+    }
+}
