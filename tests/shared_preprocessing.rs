@@ -11,10 +11,23 @@ use xrvlm_train::data::loader::{Loader, Transform};
 use xrvlm_train::data::{Dataset, Sample};
 
 fn write_images(dir: &Path) -> Vec<std::path::PathBuf> {
-    let rgb = RgbImage::from_fn(301, 213, |x, y| Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, ((x ^ y) % 256) as u8]));
+    let rgb = RgbImage::from_fn(301, 213, |x, y| {
+        Rgb([
+            (x * 7 % 256) as u8,
+            (y * 3 % 256) as u8,
+            ((x ^ y) % 256) as u8,
+        ])
+    });
     let grey = GrayImage::from_fn(97, 150, |x, y| image::Luma([((x * y) % 251) as u8]));
-    let rgba = RgbaImage::from_fn(64, 47, |x, y| image::Rgba([x as u8 * 3, y as u8 * 5, 200, (x + y) as u8]));
-    let paths = vec![dir.join("a.png"), dir.join("b.jpg"), dir.join("c.png"), dir.join("d.png")];
+    let rgba = RgbaImage::from_fn(64, 47, |x, y| {
+        image::Rgba([x as u8 * 3, y as u8 * 5, 200, (x + y) as u8])
+    });
+    let paths = vec![
+        dir.join("a.png"),
+        dir.join("b.jpg"),
+        dir.join("c.png"),
+        dir.join("d.png"),
+    ];
     rgb.save(&paths[0]).unwrap();
     DynamicImage::ImageRgb8(rgb).save(&paths[1]).unwrap();
     grey.save(&paths[2]).unwrap();
@@ -26,7 +39,13 @@ fn write_images(dir: &Path) -> Vec<std::path::PathBuf> {
 fn training_loader_sees_exactly_the_runtime_tensors() {
     let tmp = tempfile::tempdir().unwrap();
     let paths = write_images(tmp.path());
-    let samples = paths.iter().map(|p| Sample { path: p.clone(), label: 0 }).collect();
+    let samples = paths
+        .iter()
+        .map(|p| Sample {
+            path: p.clone(),
+            label: 0,
+        })
+        .collect();
     let ds = Dataset::new("mixed", vec!["only".into()], samples).unwrap();
     for pre in [Preprocess::xrvlm(), Preprocess::for_image_size(32)] {
         let loader = Loader::new(&ds, Transform::Eval(pre.clone()), 3, None, 0);
@@ -40,7 +59,13 @@ fn training_loader_sees_exactly_the_runtime_tensors() {
             from_runtime.extend(pre.apply(&load_rgb(p).unwrap()).unwrap());
         }
         assert_eq!(from_training.len(), from_runtime.len());
-        let same = from_training.iter().zip(&from_runtime).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "training and runtime preprocessing differ for {pre:?}");
+        let same = from_training
+            .iter()
+            .zip(&from_runtime)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "training and runtime preprocessing differ for {pre:?}"
+        );
     }
 }

@@ -230,7 +230,10 @@ fn committed_shapes_set_matches_the_generator() {
             let rel = format!("{class}/{i:03}.png");
             let want = std::fs::read(tmp.path().join(&rel)).unwrap();
             let got = std::fs::read(committed.join(&rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-            assert_eq!(got, want, "{rel} differs from the generator; rerun with XRVLM_BLESS=1");
+            assert_eq!(
+                got, want,
+                "{rel} differs from the generator; rerun with XRVLM_BLESS=1"
+            );
         }
     }
 }
