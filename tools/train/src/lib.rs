@@ -12,8 +12,10 @@
 //!   augmentation and batching.
 //! - [`train`]: optimiser, schedule, metrics, metrics log, curves, checkpoints and the loop.
 //! - [`device`]: CPU / CUDA selection and precision.
+//! - [`ablate`]: the §9 ablation (every head, same backbone, shots and seeds) as one table.
 //! - [`cli`]: the `xrvlm-train` subcommands.
 
+pub mod ablate;
 pub mod cli;
 pub mod clip;
 pub mod data;

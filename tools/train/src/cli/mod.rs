@@ -1,6 +1,7 @@
 //! The `xrvlm-train` subcommands, one file each, all the same shape: a clap `Args` struct and a
 //! `run(args) -> anyhow::Result<ExitCode>`.
 
+pub mod ablate;
 pub mod embed;
 pub mod eval;
 pub mod train;
@@ -25,6 +26,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Evaluate a trained checkpoint.
     Eval(eval::EvalArgs),
+    /// Train and evaluate every baseline and XR-VLM over seeds; print the table.
+    Ablate(ablate::AblateArgs),
     /// Print the projected image and text features of a CLIP checkpoint as JSON.
     Embed(embed::EmbedArgs),
 }
@@ -35,5 +38,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Ablate(a) => ablate::run(a),
     }
 }

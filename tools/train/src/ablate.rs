@@ -1,0 +1,229 @@
+//! The ablation of `xrvlm-method.md` §9 as one command: on the same frozen backbone, the same
+//! k-shot draws and the same seeds, train and evaluate zero-shot CLIP, CoOp, vision-only, the
+//! alignment head and XR-VLM (the part-based heads with M = P for each requested value), and
+//! report mean ± std top-1 per row as a Markdown table.
+//!
+//! Every run is an ordinary `train` run directory under `OUT/<row>/seed<N>/`; a run whose
+//! `eval.json` exists is not repeated, so an interrupted ablation continues where it stopped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use candle_core::Device;
+use serde::Serialize;
+
+use crate::model::HeadKind;
+use crate::train::metrics::Evaluation;
+use crate::train::run::RunConfig;
+use crate::train::trainer::Trainer;
+
+/// One row of the table: a head and its part / prompt count.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// The head.
+    pub head: HeadKind,
+    /// M = P for part-based heads; `None` where parts do not apply.
+    pub parts: Option<usize>,
+}
+
+impl Row {
+    /// Directory-safe name, e.g. `xrvlm-m4`.
+    pub fn slug(&self) -> String {
+        let head = serde_json::to_value(self.head)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{:?}", self.head));
+        match self.parts {
+            Some(m) => format!("{head}-m{m}"),
+            None => head,
+        }
+    }
+
+    /// Label in the table's first column.
+    pub fn label(&self) -> String {
+        let name = match self.head {
+            HeadKind::ZeroShot => "zero-shot CLIP",
+            HeadKind::Coop => "CoOp",
+            HeadKind::VisionOnly => "vision-only (UnA + MLP)",
+            HeadKind::Alignment => "alignment (UnA + MPP, single_sim)",
+            HeadKind::Xrvlm => "XR-VLM (UnA + MPP + CRM)",
+        };
+        match self.parts {
+            Some(m) => format!("{name}, M = P = {m}"),
+            None => name.to_string(),
+        }
+    }
+}
+
+/// The rows of the ablation for the given part counts, in table order.
+pub fn rows(parts: &[usize]) -> Vec<Row> {
+    let mut rows = vec![
+        Row {
+            head: HeadKind::ZeroShot,
+            parts: None,
+        },
+        Row {
+            head: HeadKind::Coop,
+            parts: None,
+        },
+    ];
+    for head in [HeadKind::VisionOnly, HeadKind::Alignment, HeadKind::Xrvlm] {
+        rows.extend(parts.iter().map(|&m| Row {
+            head,
+            parts: Some(m),
+        }));
+    }
+    rows
+}
+
+/// The results of one row over all seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct RowResult {
+    /// The row.
+    pub row: Row,
+    /// Top-1 of each seed, in seed order.
+    pub top1: Vec<f64>,
+    /// Top-5 of each seed.
+    pub top5: Vec<f64>,
+}
+
+/// Mean and sample standard deviation (n − 1; 0 for one value).
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    if xs.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 {
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// The Markdown table of the results.
+pub fn to_markdown(results: &[RowResult], seeds: &[u64]) -> String {
+    let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    let mut s = format!(
+        "| method | top-1 (mean ± std, %) | top-5 (mean, %) | seeds {} |\n|---|---:|---:|---|\n",
+        seeds.join(", ")
+    );
+    for r in results {
+        let (m, sd) = mean_std(&r.top1);
+        let (m5, _) = mean_std(&r.top5);
+        let each: Vec<String> = r.top1.iter().map(|t| format!("{:.1}", 100.0 * t)).collect();
+        s.push_str(&format!(
+            "| {} | {:.2} ± {:.2} | {:.2} | {} |\n",
+            r.row.label(),
+            100.0 * m,
+            100.0 * sd,
+            100.0 * m5,
+            each.join(" / ")
+        ));
+    }
+    s
+}
+
+/// Runs (or reuses) every run of the ablation and returns the per-row results.
+/// `base` carries everything but the head, parts, prompts and seeds.
+pub fn run_all(
+    base: &RunConfig,
+    parts: &[usize],
+    seeds: &[u64],
+    out: &Path,
+    device: &Device,
+    progress: bool,
+) -> anyhow::Result<Vec<RowResult>> {
+    let mut results = Vec::new();
+    for row in rows(parts) {
+        let mut result = RowResult {
+            row: row.clone(),
+            top1: Vec::new(),
+            top5: Vec::new(),
+        };
+        for &seed in seeds {
+            let dir = out.join(row.slug()).join(format!("seed{seed}"));
+            let eval = run_one(base, &row, seed, &dir, device, progress)
+                .with_context(|| format!("ablation run {}", dir.display()))?;
+            eprintln!(
+                "{:<45} seed {seed}: top-1 {:.2} %",
+                row.label(),
+                100.0 * eval.top1
+            );
+            result.top1.push(eval.top1);
+            result.top5.push(eval.top5);
+        }
+        results.push(result);
+    }
+    Ok(results)
+}
+
+fn run_one(
+    base: &RunConfig,
+    row: &Row,
+    seed: u64,
+    dir: &PathBuf,
+    device: &Device,
+    progress: bool,
+) -> anyhow::Result<Evaluation> {
+    let done = dir.join("eval.json");
+    if done.exists() {
+        let text = std::fs::read_to_string(&done)?;
+        return serde_json::from_str(&text).with_context(|| format!("reading {}", done.display()));
+    }
+    let mut run = base.clone();
+    run.head.kind = row.head;
+    let m = row.parts.unwrap_or(1);
+    run.head.parts = m;
+    run.head.prompts = m;
+    run.head.seed = seed;
+    run.seed = seed;
+    run.data.shot_seed = seed;
+    if dir.join(crate::train::trainer::CHECKPOINT_FILE).exists() {
+        // An interrupted run: continue it.
+        let mut t = Trainer::resume(dir, device, progress)?;
+        return finish(&mut t, dir);
+    }
+    let mut t = Trainer::new(run, dir, device, progress)?;
+    finish(&mut t, dir)
+}
+
+fn finish(t: &mut Trainer, dir: &Path) -> anyhow::Result<Evaluation> {
+    let summary = t.run()?;
+    summary
+        .eval
+        .map(|e| e.evaluation)
+        .with_context(|| format!("{}: the data has no evaluation set", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_cover_every_method_and_part_count() {
+        let r = rows(&[1, 4]);
+        let slugs: Vec<String> = r.iter().map(Row::slug).collect();
+        assert_eq!(
+            slugs,
+            [
+                "zero-shot",
+                "coop",
+                "vision-only-m1",
+                "vision-only-m4",
+                "alignment-m1",
+                "alignment-m4",
+                "xrvlm-m1",
+                "xrvlm-m4"
+            ]
+        );
+    }
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = mean_std(&[0.5, 0.7, 0.9]);
+        assert!((m - 0.7).abs() < 1e-12 && (s - 0.2).abs() < 1e-12);
+        assert_eq!(mean_std(&[0.3]), (0.3, 0.0));
+    }
+}
