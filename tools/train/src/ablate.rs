@@ -6,7 +6,7 @@
 //! Every run is an ordinary `train` run directory under `OUT/<row>/seed<N>/`; a run whose
 //! `eval.json` exists is not repeated, so an interrupted ablation continues where it stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use candle_core::Device;
@@ -163,7 +163,7 @@ fn run_one(
     base: &RunConfig,
     row: &Row,
     seed: u64,
-    dir: &PathBuf,
+    dir: &Path,
     device: &Device,
     progress: bool,
 ) -> anyhow::Result<Evaluation> {

@@ -421,11 +421,26 @@ fn train_loader<'a>(
 }
 
 /// Loads a trained run's model (config + parameters) from its checkpoint file.
+/// A relative backbone path is tried from the working directory first, then from the checkpoint's
+/// directory, so a run directory can be moved together with its backbone.
 pub fn load_trained(path: &Path, device: &Device) -> anyhow::Result<(RunConfig, Model)> {
-    let ck: Checkpoint<RunConfig> = checkpoint::load(path, device)?;
+    let mut ck: Checkpoint<RunConfig> = checkpoint::load(path, device)?;
+    ck.run.clip = locate_backbone(&ck.run.clip, path);
     let model = build_model(&ck.run, device)?;
     restore(&model, &ck, path)?;
     Ok((ck.run, model))
+}
+
+fn locate_backbone(clip: &Path, checkpoint: &Path) -> PathBuf {
+    if clip.is_relative() && !clip.exists() {
+        if let Some(dir) = checkpoint.parent() {
+            let beside = dir.join(clip);
+            if beside.exists() {
+                return beside;
+            }
+        }
+    }
+    clip.to_path_buf()
 }
 
 /// The evaluation set a run would use, for `xrvlm-train eval`.
