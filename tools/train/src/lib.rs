@@ -11,6 +11,9 @@
 //! - [`data`]: ImageFolder, CUB-200-2011 and COCO Camera Traps datasets, k-shot sampling,
 //!   augmentation and batching.
 //! - [`train`]: optimiser, schedule, metrics, metrics log, curves, checkpoints and the loop.
+//! - [`pretrain`]: contrastive pre-training of a small CLIP from scratch on a synth set.
+//! - [`synth`]: the synthetic fine-grained bird world (`xrvlm-train synth`) and the colour-histogram
+//!   baseline.
 //! - [`device`]: CPU / CUDA selection and precision.
 //! - [`ablate`]: the §9 ablation (every head, same backbone, shots and seeds) as one table.
 //! - [`cli`]: the `xrvlm-train` subcommands.
@@ -21,4 +24,6 @@ pub mod clip;
 pub mod data;
 pub mod device;
 pub mod model;
+pub mod pretrain;
+pub mod synth;
 pub mod train;

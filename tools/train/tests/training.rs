@@ -237,3 +237,41 @@ fn committed_shapes_set_matches_the_generator() {
         }
     }
 }
+
+/// `ablate` runs every head on the same draws and prints one table; a second invocation reuses
+/// the finished runs instead of training again.
+#[test]
+fn ablate_prints_one_table_and_reuses_finished_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data(tmp.path());
+    let out = tmp.path().join("ablation");
+    let ablate = || {
+        Command::new(env!("CARGO_BIN_EXE_xrvlm-train"))
+            .arg("ablate")
+            .arg("--clip")
+            .arg(common::tiny_clip())
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .args(["--shots", "4", "--context-len", "4", "--hidden", "16", "--batch-size", "6"])
+            .args(["--epochs", "2", "--warmup", "1", "--lr", "0.02", "--quiet"])
+            .args(["--seeds", "1,2", "--part-counts", "1,2"])
+            .output()
+            .unwrap()
+    };
+    let first = ablate();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let table = String::from_utf8_lossy(&first.stdout).to_string();
+    for label in ["zero-shot CLIP", "CoOp", "vision-only", "alignment", "XR-VLM (UnA + MPP + CRM), M = P = 2"] {
+        assert!(table.contains(label), "{label} missing from\n{table}");
+    }
+    assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), 1 + 8, "{table}");
+    assert_eq!(std::fs::read_to_string(out.join("ablation.md")).unwrap().trim(), table.trim());
+    let stamp = std::fs::metadata(out.join("xrvlm-m2/seed2/checkpoint.safetensors")).unwrap().modified().unwrap();
+    let second = ablate();
+    assert!(second.status.success());
+    assert_eq!(String::from_utf8_lossy(&second.stdout), table, "same table from the finished runs");
+    let again = std::fs::metadata(out.join("xrvlm-m2/seed2/checkpoint.safetensors")).unwrap().modified().unwrap();
+    assert_eq!(stamp, again, "finished runs are not retrained");
+}

@@ -4,6 +4,9 @@
 pub mod ablate;
 pub mod embed;
 pub mod eval;
+pub mod histogram;
+pub mod pretrain;
+pub mod synth;
 pub mod train;
 
 use std::process::ExitCode;
@@ -30,6 +33,12 @@ pub enum Command {
     Ablate(ablate::AblateArgs),
     /// Print the projected image and text features of a CLIP checkpoint as JSON.
     Embed(embed::EmbedArgs),
+    /// Pre-train a small CLIP from scratch on a synth directory (contrastive, CPU, minutes).
+    Pretrain(pretrain::PretrainArgs),
+    /// Generate a deterministic synthetic fine-grained bird dataset (ImageFolder + captions).
+    Synth(synth::SynthArgs),
+    /// Score the nearest-centroid colour-histogram baseline on a train and a test ImageFolder.
+    HistogramBaseline(histogram::HistogramArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -38,6 +47,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Pretrain(a) => pretrain::run(a),
         Command::Ablate(a) => ablate::run(a),
+        Command::Synth(a) => synth::run(a),
+        Command::HistogramBaseline(a) => histogram::run(a),
     }
 }
