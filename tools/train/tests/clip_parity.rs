@@ -39,6 +39,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 fn assert_close(what: &str, fixture: &str, got: &Tensor, want: &Tensor) {
     let d = max_abs_diff(got, want);
+    eprintln!("{fixture}: {what}: max |diff| vs transformers = {d:e}");
     assert!(
         d <= TOLERANCE,
         "{fixture}: {what} differs from transformers by {d:e} (> {TOLERANCE:e})"
