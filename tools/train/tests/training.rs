@@ -254,24 +254,62 @@ fn ablate_prints_one_table_and_reuses_finished_runs() {
             .arg(&data)
             .arg("--out")
             .arg(&out)
-            .args(["--shots", "4", "--context-len", "4", "--hidden", "16", "--batch-size", "6"])
+            .args([
+                "--shots",
+                "4",
+                "--context-len",
+                "4",
+                "--hidden",
+                "16",
+                "--batch-size",
+                "6",
+            ])
             .args(["--epochs", "2", "--warmup", "1", "--lr", "0.02", "--quiet"])
             .args(["--seeds", "1,2", "--part-counts", "1,2"])
             .output()
             .unwrap()
     };
     let first = ablate();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let table = String::from_utf8_lossy(&first.stdout).to_string();
-    for label in ["zero-shot CLIP", "CoOp", "vision-only", "alignment", "XR-VLM (UnA + MPP + CRM), M = P = 2"] {
+    for label in [
+        "zero-shot CLIP",
+        "CoOp",
+        "vision-only",
+        "alignment",
+        "XR-VLM (UnA + MPP + CRM), M = P = 2",
+    ] {
         assert!(table.contains(label), "{label} missing from\n{table}");
     }
-    assert_eq!(table.lines().filter(|l| l.starts_with("| ")).count(), 1 + 8, "{table}");
-    assert_eq!(std::fs::read_to_string(out.join("ablation.md")).unwrap().trim(), table.trim());
-    let stamp = std::fs::metadata(out.join("xrvlm-m2/seed2/checkpoint.safetensors")).unwrap().modified().unwrap();
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("| ")).count(),
+        1 + 8,
+        "{table}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("ablation.md"))
+            .unwrap()
+            .trim(),
+        table.trim()
+    );
+    let stamp = std::fs::metadata(out.join("xrvlm-m2/seed2/checkpoint.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let second = ablate();
     assert!(second.status.success());
-    assert_eq!(String::from_utf8_lossy(&second.stdout), table, "same table from the finished runs");
-    let again = std::fs::metadata(out.join("xrvlm-m2/seed2/checkpoint.safetensors")).unwrap().modified().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        table,
+        "same table from the finished runs"
+    );
+    let again = std::fs::metadata(out.join("xrvlm-m2/seed2/checkpoint.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(stamp, again, "finished runs are not retrained");
 }
