@@ -227,3 +227,40 @@ fn existing_checkpoint_is_not_overwritten_without_the_flag() {
         b"keep"
     );
 }
+
+#[test]
+fn every_parameter_gets_a_gradient_from_the_contrastive_loss() {
+    use candle_core::Tensor;
+    use xrvlm_train::pretrain::init::{init_params, tower_weights};
+    use xrvlm_train::pretrain::loss::{clip_loss, soft_targets};
+    let cfg = tiny_size().clip_config(40, 8, 39).unwrap();
+    let params = init_params(&cfg, 1, &Device::Cpu).unwrap();
+    let w = tower_weights(&params, Path::new("init"));
+    let clip = Clip::from_weights(cfg.clone(), w, Path::new("no-tokenizer")).unwrap();
+    let pixels = Tensor::randn(0f32, 1.0, (3, 3, 32, 32), &Device::Cpu).unwrap();
+    let ids = Tensor::new(
+        &[[38u32, 5, 6, 39], [38, 7, 39, 39], [38, 9, 10, 39]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let image = clip.vision.image_features(&pixels).unwrap();
+    let text = clip.text.text_features(&ids).unwrap();
+    let scale = params.get("logit_scale").unwrap();
+    let targets = soft_targets(&[0, 1, 2], &Device::Cpu).unwrap();
+    let loss = clip_loss(&image, &text, scale.as_tensor(), &targets).unwrap();
+    let grads = loss.backward().unwrap();
+    for (name, var) in params.named() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        // Unused token rows and positions get zeros; every tensor as a whole must move.
+        assert!(norm > 0.0, "{name}: zero gradient");
+    }
+}

@@ -13,6 +13,16 @@ use crate::device::{self, DeviceChoice, Precision};
 use crate::pretrain::zero_shot::TaskResult;
 use crate::pretrain::{pretrain, Holdout, ModelSize, PretrainConfig, PretrainReport};
 
+/// The library's run defaults, which the flags' defaults repeat.
+fn run_defaults() -> PretrainConfig {
+    PretrainConfig::new(PathBuf::new(), PathBuf::new())
+}
+
+/// The library's model size defaults.
+fn size_defaults() -> ModelSize {
+    ModelSize::default()
+}
+
 /// Arguments of `pretrain`.
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
@@ -32,58 +42,64 @@ pub struct PretrainArgs {
     #[arg(long)]
     pub eval: Option<PathBuf>,
     /// Without --eval: images per pre-training species held back for the seen-species check.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = run_defaults().eval_per_species)]
     pub eval_per_species: usize,
     /// Epochs.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = run_defaults().epochs)]
     pub epochs: usize,
     /// Pairs per batch.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = run_defaults().batch_size)]
     pub batch_size: usize,
     /// Peak learning rate (AdamW).
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = run_defaults().lr)]
     pub lr: f64,
     /// AdamW weight decay on weight matrices.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = run_defaults().weight_decay)]
     pub weight_decay: f64,
     /// Linear warm-up steps.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = run_defaults().warmup_steps)]
     pub warmup_steps: usize,
     /// Smallest crop area fraction of the random resized crop.
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = run_defaults().min_crop_scale)]
     pub min_crop_scale: f64,
+    /// Probability of dropping each clause of a caption (text augmentation).
+    #[arg(long, default_value_t = run_defaults().clause_dropout)]
+    pub clause_dropout: f64,
+    /// Initial softmax temperature of the contrastive loss (learned; CLIP: 0.07).
+    #[arg(long, default_value_t = run_defaults().temperature)]
+    pub temperature: f64,
     /// Seed of initialisation, shuffling and augmentation.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = run_defaults().seed)]
     pub seed: u64,
     /// Measure held-out zero-shot accuracy every N epochs (0: only at the end).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = run_defaults().eval_every)]
     pub eval_every: usize,
     /// Input image side.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = size_defaults().image_size)]
     pub image_size: usize,
     /// Patch side.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = size_defaults().patch_size)]
     pub patch_size: usize,
     /// Image transformer width.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = size_defaults().vision_width)]
     pub vision_width: usize,
     /// Image transformer blocks (at least 4).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = size_defaults().vision_layers)]
     pub vision_layers: usize,
     /// Image attention heads.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = size_defaults().vision_heads)]
     pub vision_heads: usize,
     /// Text transformer width.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = size_defaults().text_width)]
     pub text_width: usize,
     /// Text transformer blocks.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = size_defaults().text_layers)]
     pub text_layers: usize,
     /// Text attention heads.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = size_defaults().text_heads)]
     pub text_heads: usize,
     /// Joint embedding size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = size_defaults().projection_dim)]
     pub projection_dim: usize,
     /// Replace a checkpoint already in --out.
     #[arg(long)]
@@ -114,6 +130,8 @@ impl PretrainArgs {
             weight_decay: self.weight_decay,
             warmup_steps: self.warmup_steps,
             min_crop_scale: self.min_crop_scale,
+            temperature: self.temperature,
+            clause_dropout: self.clause_dropout,
             seed: self.seed,
             eval_every: self.eval_every,
             size: ModelSize {
@@ -137,6 +155,8 @@ impl PretrainArgs {
 
 /// Runs `pretrain`.
 pub fn run(args: PretrainArgs) -> anyhow::Result<ExitCode> {
+    // A process-wide setting, so the binary makes it, not the library.
+    crate::pretrain::alloc::keep_freed_memory();
     let device = device::open(args.device, Precision::F32)?;
     let cfg = args.config();
     let report = pretrain(&cfg, &device)

@@ -141,6 +141,10 @@ pub struct PretrainConfig {
     pub warmup_steps: usize,
     /// Smallest crop area fraction of the random resized crop.
     pub min_crop_scale: f64,
+    /// Probability of dropping each clause of a caption ([`super::clauses`]).
+    pub clause_dropout: f64,
+    /// Initial softmax temperature (learned afterwards, never below 0.01).
+    pub temperature: f64,
     /// Seed of initialisation, shuffling and augmentation.
     pub seed: u64,
     /// Measure held-out zero-shot accuracy every N epochs (0: only at the end).
@@ -169,6 +173,8 @@ impl PretrainConfig {
             weight_decay: 0.1,
             warmup_steps: 50,
             min_crop_scale: 0.6,
+            temperature: 0.07,
+            clause_dropout: 0.0,
             seed: 0,
             eval_every: 0,
             size: ModelSize::default(),
@@ -191,6 +197,12 @@ impl PretrainConfig {
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad("--weight-decay must be a non-negative number");
+        }
+        if !(self.temperature >= 0.01 && self.temperature <= 1.0) {
+            return bad("--temperature must be in [0.01, 1]");
+        }
+        if !(0.0..1.0).contains(&self.clause_dropout) {
+            return bad("--clause-dropout must be in [0, 1)");
         }
         if !(self.min_crop_scale > 0.0 && self.min_crop_scale <= 1.0) {
             return bad("--min-crop-scale must be in (0, 1]");

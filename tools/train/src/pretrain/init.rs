@@ -155,6 +155,15 @@ fn init_layers(s: &mut ParamStore, t: &Tower) -> Result<()> {
     Ok(())
 }
 
+/// Sets `logit_scale` to ln(1 / `temperature`) (CLIP starts at temperature 0.07).
+pub fn set_temperature(store: &ParamStore, temperature: f64) -> Result<()> {
+    let var = store
+        .get(LOGIT_SCALE)
+        .ok_or_else(|| candle_core::Error::Msg(format!("no {LOGIT_SCALE} parameter")))?;
+    let value = (1.0 / temperature).ln() as f32;
+    var.set(&Tensor::new(value, store.device())?)
+}
+
 /// Whether AdamW's weight decay applies to parameter `name` of rank `rank`: weight matrices
 /// and the patch convolution yes; gains, biases, embedding tables and the temperature no.
 pub fn decays(name: &str, rank: usize) -> bool {

@@ -23,10 +23,15 @@
 //! `tokenizer_config.json` and `preprocessor_config.json` (for transformers' processors),
 //! `zero_shot.json`, and `pretrain/` with `metrics.jsonl`, `curves.png` and `run.json`.
 //!
+//! On glibc the command first tunes the allocator ([`alloc`]), which makes CPU training about
+//! a fifth faster.
+//!
 //! There is no checkpoint/resume: a run takes minutes, so a killed run is simply started again.
 //! Every output file is written atomically (temporary file, sync, rename).
 
+pub mod alloc;
 pub mod captions;
+pub mod clauses;
 pub mod config;
 pub mod export;
 pub mod init;

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use xrvlm_runtime::image_io::load_rgb;
 
 use super::captions::{CaptionRecord, SynthSet};
+use super::clauses::drop_clauses;
 use super::PretrainError;
 use crate::clip::tokenizer::pad_ids;
 use crate::clip::ClipTokenizer;
@@ -58,6 +59,7 @@ pub fn load_images(
 /// Pre-training pairs in memory.
 pub struct Pairs {
     images: Vec<RgbImage>,
+    captions: Vec<String>,
     ids: Vec<Vec<u32>>,
 }
 
@@ -74,6 +76,7 @@ impl Pairs {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             images: load_images(set, records)?,
+            captions: records.iter().map(|r| r.caption.clone()).collect(),
             ids,
         })
     }
@@ -126,25 +129,40 @@ impl Pairs {
         Tensor::from_vec(flat, (batch.len(), 3, s, s), device)
     }
 
-    /// The token ids of a batch, unpadded (for the loss targets).
-    pub fn batch_ids(&self, batch: &[usize]) -> Vec<Vec<u32>> {
-        batch.iter().map(|&i| self.ids[i].clone()).collect()
-    }
-
-    /// The token ids of a batch padded to the context, `(B, L)`.
-    pub fn ids_tensor(
+    /// The token ids of a batch's captions, unpadded; with `clause_dropout` > 0 each caption
+    /// first loses clauses at random ([`drop_clauses`]).
+    pub fn batch_ids(
         &self,
         batch: &[usize],
+        clause_dropout: f64,
         tokenizer: &ClipTokenizer,
-        device: &Device,
-    ) -> Result<Tensor, PretrainError> {
-        Ok(pad_ids(
-            &self.batch_ids(batch),
-            tokenizer.context_length(),
-            tokenizer.pad_id(),
-            device,
-        )?)
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Vec<u32>>, PretrainError> {
+        if clause_dropout <= 0.0 {
+            return Ok(batch.iter().map(|&i| self.ids[i].clone()).collect());
+        }
+        batch
+            .iter()
+            .map(|&i| {
+                let text = drop_clauses(&self.captions[i], clause_dropout, rng);
+                Ok(tokenizer.encode(&text)?)
+            })
+            .collect()
     }
+}
+
+/// Token id sequences padded to the tokenizer's context, `(B, L)`.
+pub fn ids_tensor(
+    ids: &[Vec<u32>],
+    tokenizer: &ClipTokenizer,
+    device: &Device,
+) -> Result<Tensor, PretrainError> {
+    Ok(pad_ids(
+        ids,
+        tokenizer.context_length(),
+        tokenizer.pad_id(),
+        device,
+    )?)
 }
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ pub fn pretrain(cfg: &PretrainConfig, device: &Device) -> Result<PretrainReport,
     let split = split(&data, &cfg.holdout, per_species)?;
     let config = write_tokenizer(cfg, &split, &data.species)?;
     let params = init::init_params(&config, cfg.seed, device)?;
+    init::set_temperature(&params, cfg.temperature)?;
     let weights = init::tower_weights(&params, &cfg.out.join(MODEL_FILE));
     let clip = Clip::from_weights(config.clone(), weights, &cfg.out)?;
     let train: Vec<&CaptionRecord> = split.train.iter().collect();
@@ -109,7 +110,14 @@ pub fn pretrain(cfg: &PretrainConfig, device: &Device) -> Result<PretrainReport,
         flip: false,
         ..Augment::from_preprocess(&pre)
     };
-    let mut trainer = Trainer::new(clip, &params, cfg.weight_decay, augment, device)?;
+    let mut trainer = Trainer::new(
+        clip,
+        &params,
+        cfg.weight_decay,
+        augment,
+        cfg.clause_dropout,
+        device,
+    )?;
     let total_steps = cfg.epochs * pairs.steps_per_epoch(cfg.batch_size);
     let schedule = Schedule {
         batch_size: cfg.batch_size,

@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 
 use super::init::{decays, LOGIT_SCALE};
 use super::loss::{clip_loss, soft_targets};
-use super::pairs::Pairs;
+use super::pairs::{ids_tensor, Pairs};
 use super::PretrainError;
 use crate::clip::Clip;
 use crate::data::augment::Augment;
@@ -44,18 +44,21 @@ pub struct Trainer {
     not_decayed: AdamW,
     logit_scale: Var,
     augment: Augment,
+    clause_dropout: f64,
     device: Device,
     /// Optimiser steps taken.
     pub step: usize,
 }
 
 impl Trainer {
-    /// Optimises `params` (the variables `clip` was built from) with AdamW at `weight_decay`.
+    /// Optimises `params` (the variables `clip` was built from) with AdamW at `weight_decay`;
+    /// images get `augment`, captions `clause_dropout` ([`super::clauses`]).
     pub fn new(
         clip: Clip,
         params: &ParamStore,
         weight_decay: f64,
         augment: Augment,
+        clause_dropout: f64,
         device: &Device,
     ) -> Result<Self, PretrainError> {
         let (decay, keep): (Vec<_>, Vec<_>) = params
@@ -84,6 +87,7 @@ impl Trainer {
             not_decayed: adamw(keep, 0.0)?,
             logit_scale,
             augment,
+            clause_dropout,
             device: device.clone(),
             step: 0,
         })
@@ -104,8 +108,9 @@ impl Trainer {
     ) -> Result<f32, PretrainError> {
         let tokenizer = self.clip.tokenizer()?;
         let pixels = pairs.pixels(batch, &self.augment, rng, &self.device)?;
-        let ids = pairs.ids_tensor(batch, tokenizer, &self.device)?;
-        let targets = soft_targets(&pairs.batch_ids(batch), &self.device)?;
+        let seqs = pairs.batch_ids(batch, self.clause_dropout, tokenizer, rng)?;
+        let ids = ids_tensor(&seqs, tokenizer, &self.device)?;
+        let targets = soft_targets(&seqs, &self.device)?;
         let image = self.clip.vision.image_features(&pixels)?;
         let text = self.clip.text.text_features(&ids)?;
         let loss = clip_loss(&image, &text, self.logit_scale.as_tensor(), &targets)?;
