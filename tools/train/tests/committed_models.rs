@@ -31,7 +31,11 @@ fn mini_clip_loads_as_a_hugging_face_checkpoint() {
         .arg("a bird with a grey conical beak and a short black crest.")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = json["text_embeds"][0].as_array().unwrap();
     assert_eq!(text.len(), 64);
@@ -47,7 +51,11 @@ fn demo_xrvlm_evaluates_on_fresh_images_of_its_species() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    assert!(
+        synth.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synth.stderr)
+    );
     let json = dir.path().join("eval.json");
     let eval = xrvlm_train()
         .args(["eval", "models/demo-xrvlm/checkpoint.safetensors", "--data"])
@@ -56,7 +64,11 @@ fn demo_xrvlm_evaluates_on_fresh_images_of_its_species() {
         .arg(&json)
         .output()
         .unwrap();
-    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     // 12 species × 2 birds plus blank frames, scored against all 13 classes.
