@@ -139,9 +139,28 @@ pub fn decode_rgb(bytes: &[u8], origin: &Path) -> Result<RgbImage, ImageLoadErro
     let format = image::guess_format(bytes).map_err(|_| ImageLoadError::NotAnImage {
         path: origin.to_path_buf(),
     })?;
+    if format == ImageFormat::Jpeg && !jpeg_ends_after_last_scan(bytes) {
+        let cause = ImageError::Decoding(image::error::DecodingError::new(
+            image::error::ImageFormatHint::Exact(ImageFormat::Jpeg),
+            "no end-of-image marker after the last scan (the file is cut short)",
+        ));
+        return Err(ImageLoadError::from_decode(origin, format, cause));
+    }
     let decoded = image::load_from_memory_with_format(bytes, format)
         .map_err(|e| ImageLoadError::from_decode(origin, format, e))?;
     Ok(into_rgb8_like_pil(decoded))
+}
+
+/// Whether a JPEG stream has an end-of-image marker (FF D9) after its last start-of-scan
+/// marker (FF DA). The `image` crate decodes a cut-short JPEG without complaint, filling
+/// the missing rows; PIL refuses it ("image file is truncated"), and so do we. Inside scan
+/// data every FF byte is followed by 00 or a restart marker, so neither marker can occur
+/// there by accident; an EXIF thumbnail's markers come before the main image's scans.
+fn jpeg_ends_after_last_scan(bytes: &[u8]) -> bool {
+    let Some(last_scan) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// RGB8 conversion with PIL's rules for the layouts where the `image` crate's
@@ -242,6 +261,19 @@ mod tests {
         let bytes = encode(&img, ImageFormat::Bmp);
         let rgb = decode_rgb(&bytes, Path::new("misnamed.png")).expect("decode");
         assert_eq!(rgb.get_pixel(1, 1).0, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_cut_short_jpeg_is_corrupt_like_in_pil() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(32, 24, |x, y| {
+            image::Rgb([(x * 8) as u8, (y * 10) as u8, 99])
+        }));
+        let bytes = encode(&img, ImageFormat::Jpeg);
+        assert!(decode_rgb(&bytes, Path::new("full.jpg")).is_ok());
+        let err = decode_rgb(&bytes[..bytes.len() * 2 / 3], Path::new("cut.jpg"))
+            .expect_err("cut-short JPEG");
+        assert!(matches!(err, ImageLoadError::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().contains("cut.jpg is truncated"), "{err}");
     }
 
     #[test]

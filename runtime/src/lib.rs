@@ -1,8 +1,9 @@
 //! Edge runtime for XR-VLM fine-grained species recognition.
 //!
 //! This crate owns everything that must behave identically at training time and on the edge
-//! device. The training crate (`xrvlm-train`) depends on it, never the other way round, so a
-//! tensor the edge computes is bit-for-bit the tensor training saw.
+//! device: the bundle format, preprocessing and scoring. The training crate (`xrvlm-train`)
+//! depends on it, never the other way round, so a tensor the edge computes is bit-for-bit the
+//! tensor training saw, and a bundle export writes is one the runtime reads.
 //!
 //! # Layout
 //!
@@ -10,15 +11,42 @@
 //!   CLIP normalisation), the only implementation in the workspace.
 //! - `resample` (private): Pillow's fixed-point separable resampler behind [`preprocess`].
 //! - [`image_io`]: reading image files into RGB8 the way PIL's `convert("RGB")` does.
+//! - [`manifest`]: `manifest.toml`, its types (shared with the exporter) and its validation.
+//! - [`integrity`]: SHA-256 digests of bundle files.
+//! - [`onnx_signature`]: the declared inputs and outputs of an ONNX file, read without its weights.
+//! - [`prompts`]: `prompts.safetensors` into CRM weights.
+//! - [`golden`]: `golden/golden.json`, the expected fp32 logits.
+//! - [`bundle`]: [`bundle::Bundle::open`], which verifies a bundle directory before anything runs.
+//! - [`scoring`]: CRM scoring (eval form, unfolded and folded), softmax and top-k.
+//! - [`engine`]: the image model as a tract plan per precision (fp32, int8, f16), threads set.
+//! - [`timestamp`]: UTC timestamps (RFC 3339 and MegaDetector's form) without a date library.
+//! - [`classifier`]: bundle + plan + preprocessing + scoring: image files to predictions.
 //! - [`prelude`]: the handful of names most callers need, for `use xrvlm_runtime::prelude::*`.
+//!
+//! The `xrvlm` binary (`src/main.rs`, commands in `src/cli/`) is a thin shell over these.
 #![warn(missing_docs)]
 
+pub mod bundle;
+pub mod classifier;
+pub mod engine;
+pub mod golden;
 pub mod image_io;
+pub mod integrity;
+pub mod manifest;
+pub mod onnx_signature;
 pub mod preprocess;
+pub mod prompts;
 mod resample;
+pub mod scoring;
+pub mod timestamp;
 
 /// Names most callers need: `use xrvlm_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::bundle::{Bundle, BundleError};
+    pub use crate::classifier::{ClassScore, Classifier, ImageError, Prediction};
+    pub use crate::engine::{EngineError, Plan, PlanOptions, Precision};
     pub use crate::image_io::{load_rgb, ImageLoadError};
+    pub use crate::manifest::{Manifest, ManifestError, ModelPrecision};
     pub use crate::preprocess::{Interpolation, Preprocess, PreprocessError};
+    pub use crate::scoring::{CrmDims, CrmWeights, FoldedCrm, Logits, UnfoldedCrm};
 }

@@ -1,0 +1,313 @@
+//! A model bundle directory, verified before anything runs (`models/BUNDLE.md`).
+//!
+//! [`Bundle::open`] checks, in order: the manifest parses and is consistent; every listed
+//! file exists with the recorded byte count and SHA-256; each ONNX image model declares the
+//! input `image` f32 (N,3,S,S) and the output `parts` f32 (N,M,D) of the manifest, with a
+//! symbolic batch axis; `prompts.safetensors` holds every CRM tensor as F32 of the right
+//! shape; `golden/golden.json` has one logit per class and names listed images. The first
+//! problem found is the error, and it names the file. A [`Bundle`] value therefore always
+//! describes a verified bundle; it holds the manifest, the CRM weights and the golden
+//! entries, but not the image models, which [`crate::engine`] loads per precision.
+
+use std::path::{Path, PathBuf};
+
+use crate::golden::{parse_golden, GoldenEntry, GoldenError};
+use crate::integrity::{digest_file, Sha256Digest};
+use crate::manifest::{
+    FileEntry, FileRole, Manifest, ManifestError, ModelPrecision, GOLDEN_JSON, MANIFEST_FILE,
+};
+use crate::onnx_signature::{
+    format_shape, read_signature, Dim, SignatureError, TensorSignature, ELEM_FLOAT,
+};
+use crate::prompts::{parse_prompts, PromptsError};
+use crate::scoring::{CrmDims, CrmWeights};
+
+/// Name of the image model's input.
+pub const IMAGE_INPUT: &str = "image";
+/// Name of the image model's output.
+pub const PARTS_OUTPUT: &str = "parts";
+
+/// A verified bundle.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    dir: PathBuf,
+    manifest: Manifest,
+    dims: CrmDims,
+    weights: CrmWeights,
+    golden: Vec<GoldenEntry>,
+}
+
+/// Why a bundle was refused. Every variant names the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// The bundle path is not a directory.
+    #[error("{}: not a bundle directory", dir.display())]
+    NotADirectory {
+        /// The path given.
+        dir: PathBuf,
+    },
+    /// `manifest.toml` is missing, unreadable, of another format or inconsistent.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A listed file does not exist.
+    #[error("{}: listed in the manifest but missing", file.display())]
+    MissingFile {
+        /// The file.
+        file: PathBuf,
+    },
+    /// A listed file could not be read.
+    #[error("{}: cannot read: {source}", file.display())]
+    Unreadable {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file's size differs from the manifest.
+    #[error("{}: size mismatch (manifest {expected} bytes, file {actual} bytes)", file.display())]
+    SizeMismatch {
+        /// The file.
+        file: PathBuf,
+        /// Bytes recorded in the manifest.
+        expected: u64,
+        /// Bytes on disk.
+        actual: u64,
+    },
+    /// A file's content differs from the manifest.
+    #[error("{}: sha256 mismatch (manifest {expected}, file {actual})", file.display())]
+    DigestMismatch {
+        /// The file.
+        file: PathBuf,
+        /// Digest recorded in the manifest.
+        expected: Sha256Digest,
+        /// Digest of the file.
+        actual: Sha256Digest,
+    },
+    /// An ONNX file could not be read as ONNX.
+    #[error(transparent)]
+    Onnx(#[from] SignatureError),
+    /// An ONNX file's declared inputs or outputs disagree with the manifest.
+    #[error("{}: {problem}", file.display())]
+    ModelSignature {
+        /// The file.
+        file: PathBuf,
+        /// What disagrees.
+        problem: String,
+    },
+    /// `prompts.safetensors` does not hold the CRM the manifest describes.
+    #[error(transparent)]
+    Prompts(#[from] PromptsError),
+    /// `golden/golden.json` does not fit the manifest.
+    #[error(transparent)]
+    Golden(#[from] GoldenError),
+    /// A golden entry names an image the manifest does not list.
+    #[error("{}: golden image {image} is not listed in the manifest", file.display())]
+    GoldenImageNotListed {
+        /// `golden.json`.
+        file: PathBuf,
+        /// The entry's `file`.
+        image: String,
+    },
+}
+
+impl Bundle {
+    /// Opens and verifies the bundle in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, BundleError> {
+        if !dir.is_dir() {
+            return Err(BundleError::NotADirectory {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let manifest = Manifest::load(&dir.join(MANIFEST_FILE))?;
+        let dims = manifest
+            .crm_dims()
+            .expect("a validated manifest has non-zero sizes");
+        for entry in &manifest.files {
+            verify_file(dir, entry)?;
+        }
+        for entry in manifest.files.iter().filter(|f| f.role == FileRole::Visual) {
+            verify_visual(&dir.join(&entry.path), &manifest, &dims)?;
+        }
+        let weights = load_weights(dir, &manifest, dims)?;
+        let golden = load_golden(dir, &manifest)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            dims,
+            weights,
+            golden,
+        })
+    }
+
+    /// The bundle directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    /// The CRM sizes.
+    pub fn dims(&self) -> &CrmDims {
+        &self.dims
+    }
+    /// The CRM weights and cached prompt features.
+    pub fn weights(&self) -> &CrmWeights {
+        &self.weights
+    }
+    /// The golden entries.
+    pub fn golden(&self) -> &[GoldenEntry] {
+        &self.golden
+    }
+    /// Path of a golden entry's image.
+    pub fn golden_image(&self, entry: &GoldenEntry) -> PathBuf {
+        self.dir.join("golden").join(&entry.file)
+    }
+    /// Path of the image model of `precision`, if the bundle has one.
+    pub fn visual_path(&self, precision: ModelPrecision) -> Option<PathBuf> {
+        self.manifest
+            .visual_file(precision)
+            .map(|f| self.dir.join(&f.path))
+    }
+}
+
+/// The file exists with the manifest's size and digest.
+fn verify_file(dir: &Path, entry: &FileEntry) -> Result<(), BundleError> {
+    let file = dir.join(&entry.path);
+    if !file.is_file() {
+        return Err(BundleError::MissingFile { file });
+    }
+    let (actual, bytes) = digest_file(&file).map_err(|source| BundleError::Unreadable {
+        file: file.clone(),
+        source,
+    })?;
+    if bytes != entry.bytes {
+        return Err(BundleError::SizeMismatch {
+            file,
+            expected: entry.bytes,
+            actual: bytes,
+        });
+    }
+    if actual != entry.sha256 {
+        return Err(BundleError::DigestMismatch {
+            file,
+            expected: entry.sha256,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// The ONNX file declares `image` f32 (N,3,S,S) → `parts` f32 (N,M,D).
+fn verify_visual(file: &Path, manifest: &Manifest, dims: &CrmDims) -> Result<(), BundleError> {
+    let signature = read_signature(file)?;
+    let problem = |problem: String| BundleError::ModelSignature {
+        file: file.to_path_buf(),
+        problem,
+    };
+    let s = i64::from(manifest.backbone.image_size);
+    let (m, d) = (dims.parts() as i64, dims.embed() as i64);
+    let single = |list: &[TensorSignature], what: &str, name: &str| match list {
+        [one] if one.name == name => Ok(one.clone()),
+        _ => {
+            let names: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
+            Err(problem(format!(
+                "expected one {what} named `{name}`, found {names:?}"
+            )))
+        }
+    };
+    let input = single(&signature.inputs, "input", IMAGE_INPUT)?;
+    check_tensor(&input, &[3, s, s], "N,3,S,S with S = backbone.image_size").map_err(&problem)?;
+    let output = single(&signature.outputs, "output", PARTS_OUTPUT)?;
+    check_tensor(
+        &output,
+        &[m, d],
+        "N,M,D with M = head.parts, D = head.embed_dim",
+    )
+    .map_err(&problem)?;
+    Ok(())
+}
+
+/// f32 with a symbolic batch axis followed by exactly `rest`.
+fn check_tensor(t: &TensorSignature, rest: &[i64], legend: &str) -> Result<(), String> {
+    let expected = format!(
+        "(N,{})",
+        rest.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    if t.elem_type != Some(ELEM_FLOAT) {
+        return Err(format!(
+            "`{}` has element type {:?}, expected float (1)",
+            t.name, t.elem_type
+        ));
+    }
+    let Some(shape) = &t.shape else {
+        return Err(format!(
+            "`{}` declares no shape, expected {expected} ({legend})",
+            t.name
+        ));
+    };
+    let batch_ok = matches!(shape.first(), Some(Dim::Symbolic(_)));
+    let rest_ok = shape.len() == rest.len() + 1
+        && shape[1..]
+            .iter()
+            .zip(rest)
+            .all(|(dim, want)| *dim == Dim::Fixed(*want));
+    if !(batch_ok && rest_ok) {
+        return Err(format!(
+            "`{}` has shape {}, expected {expected} ({legend}, batch axis symbolic)",
+            t.name,
+            format_shape(shape)
+        ));
+    }
+    Ok(())
+}
+
+fn read_listed(dir: &Path, entry: &FileEntry) -> Result<(PathBuf, Vec<u8>), BundleError> {
+    let file = dir.join(&entry.path);
+    let bytes = std::fs::read(&file).map_err(|source| BundleError::Unreadable {
+        file: file.clone(),
+        source,
+    })?;
+    Ok((file, bytes))
+}
+
+fn load_weights(dir: &Path, manifest: &Manifest, dims: CrmDims) -> Result<CrmWeights, BundleError> {
+    let entry = manifest
+        .prompts_file()
+        .expect("a validated manifest lists one prompts file");
+    let (file, bytes) = read_listed(dir, entry)?;
+    Ok(parse_prompts(
+        &bytes,
+        &file,
+        dims,
+        manifest.head.feature_scale,
+    )?)
+}
+
+fn load_golden(dir: &Path, manifest: &Manifest) -> Result<Vec<GoldenEntry>, BundleError> {
+    let entry = manifest
+        .files
+        .iter()
+        .find(|f| f.role == FileRole::Golden && f.path == GOLDEN_JSON)
+        .expect("a validated manifest lists golden/golden.json");
+    let (file, bytes) = read_listed(dir, entry)?;
+    let labels: Vec<&str> = manifest.labels().collect();
+    let golden = parse_golden(&bytes, &file, &labels)?;
+    for g in &golden {
+        let listed = manifest
+            .files
+            .iter()
+            .any(|f| f.role == FileRole::Golden && f.path == format!("golden/{}", g.file));
+        if !listed || g.file == "golden.json" {
+            return Err(BundleError::GoldenImageNotListed {
+                file,
+                image: g.file.clone(),
+            });
+        }
+    }
+    Ok(golden)
+}

@@ -1,0 +1,150 @@
+//! A classifier: bundle + image-model plan + preprocessing + CRM scoring, image files in,
+//! predictions out.
+//!
+//! [`Classifier::classify_files`] isolates failures per file: an image that cannot be read or
+//! preprocessed becomes an `Err` in its slot while the rest of the batch runs. Only a failure
+//! of the image model itself (which no single file causes) fails the whole call.
+
+use std::path::{Path, PathBuf};
+
+use crate::bundle::Bundle;
+use crate::engine::{EngineError, Plan, PlanOptions};
+use crate::image_io::{load_rgb, ImageLoadError};
+use crate::preprocess::{Preprocess, PreprocessError};
+use crate::scoring::probs::{softmax, top_k};
+use crate::scoring::{FoldedCrm, Logits};
+
+/// A class with its probability.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassScore {
+    /// Index in the manifest's class list (logit order).
+    pub index: usize,
+    /// The class label.
+    pub label: String,
+    /// Softmax probability over all classes.
+    pub probability: f32,
+}
+
+/// What the classifier says about one image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// The k most probable classes, best first.
+    pub top: Vec<ClassScore>,
+    /// Raw logits, one per class, in the manifest's class order.
+    pub logits: Vec<f32>,
+}
+
+/// Why one image could not be classified.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The file could not be read or decoded.
+    #[error(transparent)]
+    Load(#[from] ImageLoadError),
+    /// The decoded image could not be preprocessed.
+    #[error("{}: {source}", path.display())]
+    Preprocess {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: PreprocessError,
+    },
+}
+
+/// A ready-to-run classifier.
+#[derive(Debug)]
+pub struct Classifier {
+    bundle: Bundle,
+    plan: Plan,
+    crm: FoldedCrm,
+}
+
+impl Classifier {
+    /// Builds the image-model plan for `options` and folds the CRM.
+    pub fn new(bundle: Bundle, options: PlanOptions) -> Result<Self, EngineError> {
+        let plan = Plan::load(&bundle, options)?;
+        let crm = FoldedCrm::new(bundle.weights());
+        Ok(Self { bundle, plan, crm })
+    }
+
+    /// The verified bundle.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+    /// The image-model plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+    /// The folded CRM scorer.
+    pub fn scorer(&self) -> &FoldedCrm {
+        &self.crm
+    }
+    /// The bundle's preprocessing.
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.bundle.manifest().preprocess
+    }
+
+    /// Reads and preprocesses one image file into (3, S, S).
+    pub fn load_image(&self, path: &Path) -> Result<Vec<f32>, ImageError> {
+        let image = load_rgb(path)?;
+        self.preprocess()
+            .apply(&image)
+            .map_err(|source| ImageError::Preprocess {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Logits (N, C) of preprocessed images (N, 3, S, S).
+    pub fn logits(&self, images: &[f32]) -> Result<Logits, EngineError> {
+        let parts = self.plan.run(images)?;
+        Ok(self
+            .crm
+            .score(&parts)
+            .expect("the plan checked the parts shape"))
+    }
+
+    /// The prediction for one row of logits, keeping the `k` best classes.
+    pub fn predict(&self, logits: &[f32], k: usize) -> Prediction {
+        let probabilities = softmax(logits);
+        let labels = &self.bundle.manifest().classes;
+        let top = top_k(&probabilities, k)
+            .into_iter()
+            .map(|r| ClassScore {
+                index: r.class,
+                label: labels[r.class].label.clone(),
+                probability: r.score,
+            })
+            .collect();
+        Prediction {
+            top,
+            logits: logits.to_vec(),
+        }
+    }
+
+    /// Classifies `paths` as one batch; each slot is that file's prediction or why it failed.
+    pub fn classify_files(
+        &self,
+        paths: &[PathBuf],
+        k: usize,
+    ) -> Result<Vec<Result<Prediction, ImageError>>, EngineError> {
+        let loaded: Vec<Result<Vec<f32>, ImageError>> =
+            paths.iter().map(|p| self.load_image(p)).collect();
+        let batch: Vec<f32> = loaded
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .flatten()
+            .copied()
+            .collect();
+        let logits = if batch.is_empty() {
+            None
+        } else {
+            Some(self.logits(&batch)?)
+        };
+        let mut rows = logits.iter().flat_map(|l| l.rows());
+        Ok(loaded
+            .into_iter()
+            .map(|r| r.map(|_| self.predict(rows.next().expect("one row per image"), k)))
+            .collect())
+    }
+}

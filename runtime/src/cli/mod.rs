@@ -1,0 +1,61 @@
+//! The `xrvlm` commands, one file each, all of the same shape: a clap `Args` struct and a
+//! `run(args) -> anyhow::Result<Status>`.
+//!
+//! Exit codes: 0 when everything succeeded, 1 on an error that stopped the command (a bundle
+//! refused, an output that cannot be written), 2 when the command finished but some inputs
+//! failed (an unreadable image in `classify`). Errors are printed once, with their causes.
+
+mod bench;
+mod classify;
+mod info;
+mod inputs;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// XR-VLM species recognition on the edge.
+#[derive(Debug, Parser)]
+#[command(name = "xrvlm", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Classify image files and folder trees with a bundle.
+    Classify(classify::ClassifyArgs),
+    /// Print a bundle's manifest and verify every file.
+    Info(info::InfoArgs),
+    /// Time loading, preprocessing, the image model and scoring, and report peak memory.
+    Bench(bench::BenchArgs),
+}
+
+/// How a command that ran to the end went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything succeeded.
+    Success,
+    /// The command finished, but some inputs failed (and were recorded).
+    SomeInputsFailed,
+}
+
+/// Parses the command line, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Classify(args) => classify::run(args),
+        Command::Info(args) => info::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(Status::Success) => ExitCode::SUCCESS,
+        Ok(Status::SomeInputsFailed) => ExitCode::from(2),
+        Err(err) => {
+            eprintln!("xrvlm: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Where `classify` writes its records, in three formats: JSON lines, CSV, and the
+//! MegaDetector batch-output format.
+//!
+//! JSONL and CSV are append-only and flushed after every record, so a run that is killed
+//! leaves complete records (and at most one partial last line, which `--resume` cuts off).
+//! The MegaDetector format is one JSON document, rewritten atomically (temp file + rename)
+//! every [`megadetector::SAVE_EVERY`] records and at the end.
+//!
+//! `--resume` reads the existing output, skips every file already recorded (classified or
+//! failed), and appends the rest.
+
+mod csv_format;
+mod jsonl;
+pub mod megadetector;
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xrvlm_runtime::classifier::Prediction;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line: `file`, then `top` and `logits`, or `error`.
+    Jsonl,
+    /// A header, then one row per file: file, status, label_i / probability_i, error.
+    Csv,
+    /// MegaDetector batch output (format 1.4): `info`, `detection_categories`,
+    /// `classification_categories`, `images`.
+    Megadetector,
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The path as given or found, the key `--resume` matches on.
+    pub file: String,
+    /// The prediction, or why the file failed.
+    pub outcome: Result<Prediction, String>,
+}
+
+/// What every format needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// Model name and version, e.g. `demo 1`.
+    pub classifier: String,
+    /// Class labels in logit order.
+    pub labels: Vec<String>,
+    /// A description per class (common and scientific name where known).
+    pub descriptions: Vec<String>,
+    /// Classes per record.
+    pub top_k: usize,
+}
+
+/// An open output.
+pub enum Sink {
+    /// JSON lines.
+    Jsonl(jsonl::JsonlSink),
+    /// CSV.
+    Csv(Box<csv_format::CsvSink>),
+    /// MegaDetector JSON.
+    Megadetector(megadetector::MegadetectorSink),
+}
+
+/// Opens the output; with `resume`, also returns the files it already records.
+pub fn open(
+    format: Format,
+    path: Option<&Path>,
+    resume: bool,
+    info: &RunInfo,
+) -> Result<(Sink, HashSet<String>)> {
+    if resume && path.is_none() {
+        bail!("--resume needs --output FILE: there is nothing to resume on standard output");
+    }
+    match format {
+        Format::Jsonl => {
+            let (sink, done) = jsonl::JsonlSink::open(path, resume)?;
+            Ok((Sink::Jsonl(sink), done))
+        }
+        Format::Csv => {
+            let (sink, done) = csv_format::CsvSink::open(path, resume, info)?;
+            Ok((Sink::Csv(Box::new(sink)), done))
+        }
+        Format::Megadetector => {
+            let Some(path) = path else {
+                bail!("--format megadetector needs --output FILE (it writes one JSON document)");
+            };
+            let (sink, done) = megadetector::MegadetectorSink::open(path, resume, info)?;
+            Ok((Sink::Megadetector(sink), done))
+        }
+    }
+}
+
+impl Sink {
+    /// Records one file.
+    pub fn write(&mut self, record: &Record) -> Result<()> {
+        match self {
+            Sink::Jsonl(s) => s.write(record),
+            Sink::Csv(s) => s.write(record),
+            Sink::Megadetector(s) => s.write(record),
+        }
+    }
+
+    /// Writes whatever is pending and closes the output.
+    pub fn finish(self) -> Result<()> {
+        match self {
+            Sink::Jsonl(s) => s.finish(),
+            Sink::Csv(s) => s.finish(),
+            Sink::Megadetector(s) => s.finish(),
+        }
+    }
+}
+
+/// Standard output or a file, for the line formats.
+fn line_writer(path: Option<&Path>, append: bool) -> Result<Box<dyn Write>> {
+    let Some(path) = path else {
+        return Ok(Box::new(io::stdout().lock()));
+    };
+    let file = if append {
+        OpenOptions::new().append(true).create(true).open(path)
+    } else {
+        File::create(path)
+    };
+    let file = file.with_context(|| format!("cannot open output {}", path.display()))?;
+    Ok(Box::new(io::BufWriter::new(file)))
+}
+
+/// The complete lines of an existing line-format output. A partial last line (a run killed
+/// mid-write) is cut off the file so appended records start on a fresh line. A missing file
+/// reads as empty.
+fn complete_lines(path: &Path) -> Result<String> {
+    let mut text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        let keep = text.rfind('\n').map_or(0, |i| i + 1);
+        text.truncate(keep);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        file.set_len(keep as u64)
+            .with_context(|| format!("cannot cut the partial last line of {}", path.display()))?;
+    }
+    Ok(text)
+}
+
+/// `path` with `suffix` appended to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}

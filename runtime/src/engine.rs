@@ -1,0 +1,263 @@
+//! The image model on tract: one optimized plan per precision, batch in, parts out.
+//!
+//! - `fp32` runs `visual.onnx` as stored.
+//! - `int8` runs `visual.int8.onnx` (QOperator form, real integer kernels in tract).
+//! - `f16` converts `visual.onnx` to f16 at load (tract's float precision translator). It is
+//!   offered only where tract has fp16 arithmetic kernels, i.e. ARMv8.2 CPUs with FEAT_FP16
+//!   (`asimdhp`: Jetson Orin, Raspberry Pi 5); elsewhere loading it is an error that says so,
+//!   rather than a silently slow emulation.
+//!
+//! The number of threads is fixed per plan: tract runs the plan inside its own rayon pool of
+//! that size (`RunOptions::executor`), so two plans with different thread counts can live in
+//! one process.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use tract_linalg::multithread::Executor;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::floats::FloatPrecisionTranslator;
+use tract_onnx::tract_core::transform::ModelTransform;
+
+use crate::bundle::Bundle;
+use crate::manifest::ModelPrecision;
+
+/// Arithmetic the image model runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// Float32, `visual.onnx` as stored.
+    Fp32,
+    /// Integer kernels, `visual.int8.onnx`.
+    Int8,
+    /// Float16, `visual.onnx` converted at load; ARM CPUs with fp16 arithmetic only.
+    F16,
+}
+
+impl Precision {
+    /// Every precision, in the order of the CLI's help.
+    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Int8, Precision::F16];
+
+    /// The stored model this precision runs.
+    pub fn source(&self) -> ModelPrecision {
+        match self {
+            Precision::Fp32 | Precision::F16 => ModelPrecision::Fp32,
+            Precision::Int8 => ModelPrecision::Int8,
+        }
+    }
+
+    /// Whether this CPU can run the precision (only `f16` depends on the CPU).
+    pub fn is_available(&self) -> bool {
+        match self {
+            Precision::F16 => tract_linalg::has_fp16(),
+            Precision::Fp32 | Precision::Int8 => true,
+        }
+    }
+
+    /// The CLI spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown precision name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown precision {0:?}: expected fp32, int8 or f16")]
+pub struct PrecisionParseError(String);
+
+impl FromStr for Precision {
+    type Err = PrecisionParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| PrecisionParseError(s.to_string()))
+    }
+}
+
+/// Why a plan could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The bundle has no stored model for the precision.
+    #[error("{}: the bundle has no {needed:?} image model, needed for --precision {precision}", dir.display())]
+    NotInBundle {
+        /// The bundle directory.
+        dir: PathBuf,
+        /// The precision asked for.
+        precision: Precision,
+        /// The stored model it needs.
+        needed: ModelPrecision,
+    },
+    /// f16 asked for on a CPU without fp16 arithmetic.
+    #[error(
+        "--precision f16 needs a CPU with fp16 arithmetic (ARMv8.2 FEAT_FP16, `asimdhp` in \
+         /proc/cpuinfo), which this one lacks; use fp32 or int8"
+    )]
+    F16Unavailable,
+    /// tract could not load or optimize the model.
+    #[error("{}: tract cannot load the model: {message}", file.display())]
+    Load {
+        /// The ONNX file.
+        file: PathBuf,
+        /// tract's error chain.
+        message: String,
+    },
+    /// The input is not whole images of 3·S·S floats.
+    #[error("input holds {len} floats, not a multiple of 3·S·S = {per_image}")]
+    InputShape {
+        /// Floats given.
+        len: usize,
+        /// Floats per image.
+        per_image: usize,
+    },
+    /// tract failed while running.
+    #[error("tract failed running the image model: {0}")]
+    Run(String),
+    /// The model produced an output of an unexpected shape.
+    #[error("the image model returned shape {found:?}, expected {expected:?}")]
+    OutputShape {
+        /// (N, M, D).
+        expected: Vec<usize>,
+        /// What came back.
+        found: Vec<usize>,
+    },
+}
+
+/// How to build a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Arithmetic.
+    pub precision: Precision,
+    /// Threads tract may use.
+    pub threads: NonZeroUsize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self {
+            precision: Precision::Fp32,
+            threads: NonZeroUsize::MIN,
+        }
+    }
+}
+
+/// An optimized, runnable image model.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    options: PlanOptions,
+    runnable: Arc<TypedRunnableModel>,
+    /// S.
+    image_size: usize,
+    /// M and D.
+    parts: usize,
+    embed: usize,
+}
+
+impl Plan {
+    /// Loads and optimizes the bundle's image model for `options`.
+    pub fn load(bundle: &Bundle, options: PlanOptions) -> Result<Self, EngineError> {
+        let precision = options.precision;
+        if !precision.is_available() {
+            return Err(EngineError::F16Unavailable);
+        }
+        let file =
+            bundle
+                .visual_path(precision.source())
+                .ok_or_else(|| EngineError::NotInBundle {
+                    dir: bundle.dir().to_path_buf(),
+                    precision,
+                    needed: precision.source(),
+                })?;
+        let runnable = build(&file, options).map_err(|e| EngineError::Load {
+            file: file.clone(),
+            message: format!("{e:#}"),
+        })?;
+        Ok(Self {
+            options,
+            runnable,
+            image_size: bundle.manifest().backbone.image_size as usize,
+            parts: bundle.dims().parts(),
+            embed: bundle.dims().embed(),
+        })
+    }
+
+    /// The options the plan was built with.
+    pub fn options(&self) -> PlanOptions {
+        self.options
+    }
+
+    /// Floats of one preprocessed image, 3·S·S.
+    pub fn input_len(&self) -> usize {
+        3 * self.image_size * self.image_size
+    }
+
+    /// Runs preprocessed images (N, 3, S, S) row-major and returns parts (N, M, D).
+    pub fn run(&self, images: &[f32]) -> Result<Vec<f32>, EngineError> {
+        let per_image = self.input_len();
+        if images.is_empty() || !images.len().is_multiple_of(per_image) {
+            return Err(EngineError::InputShape {
+                len: images.len(),
+                per_image,
+            });
+        }
+        let n = images.len() / per_image;
+        let s = self.image_size;
+        let run = || -> TractResult<Tensor> {
+            let mut input = Tensor::from_shape(&[n, 3, s, s], images)?;
+            if self.options.precision == Precision::F16 {
+                input = input.cast_to::<f16>()?.into_owned();
+            }
+            let mut outputs = self.runnable.run(tvec!(input.into_tvalue()))?;
+            Ok(outputs
+                .remove(0)
+                .into_tensor()
+                .cast_to::<f32>()?
+                .into_owned())
+        };
+        let parts = run().map_err(|e| EngineError::Run(format!("{e:#}")))?;
+        let expected = vec![n, self.parts, self.embed];
+        if parts.shape() != expected.as_slice() {
+            return Err(EngineError::OutputShape {
+                expected,
+                found: parts.shape().to_vec(),
+            });
+        }
+        let data = parts
+            .try_as_plain_ram()
+            .and_then(|view| Ok(view.as_slice::<f32>()?.to_vec()))
+            .map_err(|e| EngineError::Run(format!("{e:#}")))?;
+        Ok(data)
+    }
+}
+
+/// ONNX file → typed model (→ f16) → optimized → runnable on a pool of `threads`.
+fn build(file: &std::path::Path, options: PlanOptions) -> TractResult<Arc<TypedRunnableModel>> {
+    let mut model = tract_onnx::onnx().model_for_path(file)?.into_typed()?;
+    if options.precision == Precision::F16 {
+        model = model.into_decluttered()?;
+        FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
+            .transform(&mut model)?;
+    }
+    let model = model.into_optimized()?;
+    let executor = match options.threads.get() {
+        1 => Executor::SingleThread,
+        n => Executor::multithread(n),
+    };
+    let run_options = RunOptions {
+        executor: Some(executor),
+        ..RunOptions::default()
+    };
+    model.into_runnable_with_options(&run_options)
+}

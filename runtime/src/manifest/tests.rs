@@ -1,0 +1,197 @@
+//! Manifest parsing: the contract's example, and each refusal naming its field.
+
+use std::path::Path;
+
+use super::*;
+
+const SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn example() -> String {
+    format!(
+        r#"
+format_version = 1
+
+[model]
+name = "demo"
+version = "1"
+created = "2026-11-21T03:00:00Z"
+description = "test"
+
+[backbone]
+architecture = "clip-vit"
+image_size = 64
+patch_size = 8
+width = 64
+layers = 4
+heads = 4
+embed_dim = 64
+activation = "quick_gelu"
+
+[head]
+kind = "xrvlm"
+parts = 4
+prompts = 4
+embed_dim = 64
+crm_dim = 32
+hidden = 256
+feature_scale = 64.0
+
+[preprocess]
+resize_shorter = 73
+crop = 64
+interpolation = "bilinear"
+mean = [0.48145466, 0.4578275, 0.40821073]
+std = [0.26862954, 0.26130258, 0.27577711]
+
+[[classes]]
+label = "bartail_finch"
+common_name = "bartail finch"
+
+[[classes]]
+label = "crested_tit"
+
+[[files]]
+path = "visual.onnx"
+role = "visual"
+precision = "fp32"
+sha256 = "{SHA}"
+bytes = 123
+
+[[files]]
+path = "visual.int8.onnx"
+role = "visual"
+precision = "int8"
+sha256 = "{SHA}"
+bytes = 12
+
+[[files]]
+path = "prompts.safetensors"
+role = "prompts"
+sha256 = "{SHA}"
+bytes = 5
+
+[[files]]
+path = "golden/golden.json"
+role = "golden"
+sha256 = "{SHA}"
+bytes = 2
+
+[metrics]
+eval_set = "out/world1-seed3"
+eval_images = 504
+fp32_top1 = 0.61
+fp32_top5 = 0.90
+
+[provenance]
+trainer = "xrvlm-train 0.1.0"
+checkpoint_sha256 = "{SHA}"
+backbone = "mini-clip"
+dataset_fingerprint = "abc"
+"#
+    )
+}
+
+fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(text, Path::new("bundle/manifest.toml"))
+}
+
+fn error_of(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn the_contract_example_parses_with_its_sizes() {
+    let m = parse(&example()).unwrap();
+    let dims = m.crm_dims().unwrap();
+    assert_eq!(
+        (dims.classes(), dims.parts(), dims.prompts(), dims.embed()),
+        (2, 4, 4, 64)
+    );
+    assert_eq!(m.preprocess.mean[0], 0.48145466_f64 as f32);
+    assert_eq!(
+        m.visual_file(ModelPrecision::Int8).unwrap().path,
+        "visual.int8.onnx"
+    );
+    assert_eq!(m.prompts_file().unwrap().path, "prompts.safetensors");
+    assert_eq!(
+        m.labels().collect::<Vec<_>>(),
+        ["bartail_finch", "crested_tit"]
+    );
+}
+
+#[test]
+fn serializing_and_parsing_again_gives_the_same_manifest() {
+    let m = parse(&example()).unwrap();
+    let again = parse(&m.to_toml().unwrap()).unwrap();
+    assert_eq!(m, again);
+}
+
+#[test]
+fn a_newer_format_version_says_which_version_this_runtime_reads() {
+    // The newer format may add tables this runtime does not know: the version wins.
+    let text = example().replace("format_version = 1", "format_version = 2\n[future]\nx = 1");
+    let err = error_of(&text);
+    assert!(err.contains("bundle/manifest.toml"), "{err}");
+    assert!(err.contains("format_version 2 is newer"), "{err}");
+    assert!(err.contains("reads format_version 1"), "{err}");
+    let err = error_of(&example().replace("format_version = 1\n", ""));
+    assert!(err.contains("format_version is missing"), "{err}");
+}
+
+#[test]
+fn unknown_and_missing_keys_are_named() {
+    let err = error_of(&example().replace("hidden = 256", "hidden = 256\nhiden = 3"));
+    assert!(err.contains("hiden"), "{err}");
+    let err = error_of(&example().replace("crm_dim = 32\n", ""));
+    assert!(err.contains("crm_dim"), "{err}");
+    let err = error_of(&example().replace("\"int8\"", "\"int4\""));
+    assert!(err.contains("int4"), "{err}");
+}
+
+#[test]
+fn inconsistent_values_are_refused_by_field() {
+    let cases = [
+        ("crop = 64", "crop = 60", "preprocess.crop"),
+        ("parts = 4", "parts = 0", "head.parts"),
+        (
+            "embed_dim = 64\nactivation",
+            "embed_dim = 32\nactivation",
+            "head.embed_dim",
+        ),
+        ("crested_tit", "bartail_finch", "classes[1].label"),
+        (
+            "feature_scale = 64.0",
+            "feature_scale = -1.0",
+            "head.feature_scale",
+        ),
+        ("resize_shorter = 73", "resize_shorter = 10", "preprocess"),
+        (
+            "path = \"prompts.safetensors\"",
+            "path = \"../prompts.safetensors\"",
+            "files[2].path",
+        ),
+        ("role = \"prompts\"", "role = \"golden\"", "files[2].path"),
+        (
+            "path = \"golden/golden.json\"",
+            "path = \"golden/other.json\"",
+            "golden/golden.json",
+        ),
+        (
+            "precision = \"int8\"",
+            "precision = \"fp32\"",
+            "files[1].precision",
+        ),
+    ];
+    for (from, to, field) in cases {
+        let text = example().replacen(from, to, 1);
+        assert_ne!(text, example(), "{from} not in the example");
+        let err = error_of(&text);
+        assert!(err.contains(field), "{from} -> {to}: {err}");
+    }
+}
+
+#[test]
+fn a_bad_digest_is_a_syntax_error_naming_the_key() {
+    let err = error_of(&example().replacen(SHA, "abc", 1));
+    assert!(err.contains("sha256"), "{err}");
+}
