@@ -261,3 +261,6 @@ fn build(file: &std::path::Path, options: PlanOptions) -> TractResult<Arc<TypedR
     };
     model.into_runnable_with_options(&run_options)
 }
+
+#[cfg(test)]
+mod f16_tests;

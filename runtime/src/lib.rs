@@ -38,6 +38,8 @@ pub mod preprocess;
 pub mod prompts;
 mod resample;
 pub mod scoring;
+#[cfg(test)]
+mod test_support;
 pub mod timestamp;
 
 /// Names most callers need: `use xrvlm_runtime::prelude::*;`.

@@ -2,14 +2,10 @@
 //! The reference spells every index out on purpose, hence the lint exception.
 #![allow(clippy::needless_range_loop)]
 
-use super::{CrmDims, CrmWeights, WeightsError};
+use super::CrmWeights;
 
-#[path = "../../tests/common/rng.rs"]
-mod rng;
-pub(crate) use rng::Rng;
-#[path = "../../tests/common/weights.rs"]
-mod weights;
-pub(crate) use weights::random_weights;
+pub(crate) use crate::test_support::rng::Rng;
+pub(crate) use crate::test_support::weights::random_weights;
 
 fn elu(x: f64) -> f64 {
     if x > 0.0 {

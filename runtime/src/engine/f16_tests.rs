@@ -1,0 +1,45 @@
+//! The f16 conversion path, exercised on any CPU: `Plan::load` refuses f16 where tract has
+//! no fp16 kernels, but the conversion itself (tract's float precision translator, f16 input
+//! and output casts) runs everywhere, slowly, and must agree with fp32.
+
+use std::num::NonZeroUsize;
+
+use super::{build, Plan, PlanOptions, Precision};
+use crate::test_support::onnx_model::TinyModel;
+use crate::test_support::rng::Rng;
+
+fn plan(file: &std::path::Path, precision: Precision, model: &TinyModel) -> Plan {
+    let options = PlanOptions {
+        precision,
+        threads: NonZeroUsize::MIN,
+    };
+    Plan {
+        options,
+        runnable: build(file, options).unwrap(),
+        image_size: model.image_size,
+        parts: model.parts,
+        embed: model.embed,
+    }
+}
+
+#[test]
+fn f16_plan_agrees_with_fp32_to_half_precision() {
+    let model = TinyModel::random(12, 2, 5, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("visual.onnx");
+    std::fs::write(&file, model.fp32_onnx(Some("N"))).unwrap();
+    let images = Rng::new(5).vec(2 * 3 * 12 * 12, -2.0, 2.0);
+    let full = plan(&file, Precision::Fp32, &model).run(&images).unwrap();
+    let half = plan(&file, Precision::F16, &model).run(&images).unwrap();
+    assert_eq!(full.len(), half.len());
+    for (h, f) in half.iter().zip(&full) {
+        assert!(
+            (h - f).abs() <= 1e-2 * f.abs().max(1.0),
+            "f16 {h} vs fp32 {f}"
+        );
+    }
+    assert_ne!(
+        half, full,
+        "the f16 plan must actually round to half precision"
+    );
+}
