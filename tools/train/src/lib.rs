@@ -15,6 +15,7 @@
 //! - [`synth`]: the synthetic fine-grained bird world (`xrvlm-train synth`) and the colour-histogram
 //!   baseline.
 //! - [`device`]: CPU / CUDA selection and precision.
+//! - [`export`]: the image model as ONNX graphs (`visual.onnx`, `visual.int8.onnx`).
 //! - [`ablate`]: the §9 ablation (every head, same backbone, shots and seeds) as one table.
 //! - [`cli`]: the `xrvlm-train` subcommands.
 
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod clip;
 pub mod data;
 pub mod device;
+pub mod export;
 pub mod model;
 pub mod pretrain;
 pub mod synth;

@@ -1,0 +1,212 @@
+//! The linear layers of the image tower and the two forms a layer can take in a graph:
+//! - float: `MatMul(x, Wᵀ)` then the bias `Add`;
+//! - int8 (`performance.md`, the form tract and onnxruntime both run fast):
+//!   `QuantizeLinear(x, s_x, 128)` (u8) → `MatMulInteger(·, W_q, a_zero_point 128)` (s8
+//!   per-channel symmetric weights, no weight zero point) → `Cast` (f32) →
+//!   `Mul(s_x · s_w[n])` → bias `Add`.
+//!
+//! Every layer's input can be recorded while the graph is built ("probes"), so that a
+//! calibration graph exposes exactly the values the quantized graph will quantize.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::graph::{attr, ElemType, GraphBuilder, GraphError, TensorData, Value};
+use super::quant::{QuantizedWeight, ACT_ZERO_POINT};
+use super::source::LinearWeights;
+
+/// One linear layer of the image tower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LinearId {
+    /// The patch embedding (a stride-p convolution, as a matrix over flattened patches).
+    Patch,
+    /// Block `i`'s stacked q, k, v projections.
+    Qkv(usize),
+    /// Block `i`'s attention output projection.
+    AttnOut(usize),
+    /// Block `i`'s first MLP layer.
+    Fc1(usize),
+    /// Block `i`'s second MLP layer.
+    Fc2(usize),
+    /// `visual_projection`, applied to every token.
+    Projection,
+}
+
+impl fmt::Display for LinearId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Patch => write!(f, "patch"),
+            Self::Qkv(i) => write!(f, "block{i}.qkv"),
+            Self::AttnOut(i) => write!(f, "block{i}.out_proj"),
+            Self::Fc1(i) => write!(f, "block{i}.fc1"),
+            Self::Fc2(i) => write!(f, "block{i}.fc2"),
+            Self::Projection => write!(f, "projection"),
+        }
+    }
+}
+
+/// How one layer is written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LinearForm {
+    /// f32 `MatMul`.
+    Float,
+    /// int8 `MatMulInteger` with a static activation scale.
+    Int8 {
+        /// The input's quantization step `s_x`.
+        input_scale: f32,
+    },
+}
+
+/// The form of every layer; a layer not listed is float.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LinearPlan {
+    forms: BTreeMap<LinearId, LinearForm>,
+}
+
+impl LinearPlan {
+    /// Every layer float.
+    pub fn float() -> Self {
+        Self::default()
+    }
+
+    /// Sets the form of layer `id`.
+    pub fn set(&mut self, id: LinearId, form: LinearForm) {
+        self.forms.insert(id, form);
+    }
+
+    /// The form of layer `id`.
+    pub fn form(&self, id: LinearId) -> LinearForm {
+        self.forms.get(&id).copied().unwrap_or(LinearForm::Float)
+    }
+
+    /// Number of int8 layers.
+    pub fn int8_count(&self) -> usize {
+        self.forms
+            .values()
+            .filter(|f| matches!(f, LinearForm::Int8 { .. }))
+            .count()
+    }
+}
+
+/// Writes linear layers into a graph according to a plan, recording each layer's input.
+pub(crate) struct LinearEmitter<'a> {
+    plan: &'a LinearPlan,
+    zero_point: Option<Value>,
+    probes: Vec<(LinearId, Value)>,
+}
+
+impl<'a> LinearEmitter<'a> {
+    pub(crate) fn new(plan: &'a LinearPlan) -> Self {
+        Self {
+            plan,
+            zero_point: None,
+            probes: Vec::new(),
+        }
+    }
+
+    /// The input of every layer written so far, in graph order.
+    pub(crate) fn into_probes(self) -> Vec<(LinearId, Value)> {
+        self.probes
+    }
+
+    /// `x Wᵀ + b` over the last axis of `x`, in the form the plan gives layer `id`.
+    pub(crate) fn apply(
+        &mut self,
+        g: &mut GraphBuilder,
+        id: LinearId,
+        x: &Value,
+        layer: &LinearWeights,
+    ) -> Result<Value, GraphError> {
+        self.probes.push((id, x.clone()));
+        let y = match self.plan.form(id) {
+            LinearForm::Float => float_matmul(g, id, x, layer)?,
+            LinearForm::Int8 { input_scale } => self.int8_matmul(g, id, x, layer, input_scale)?,
+        };
+        match &layer.bias {
+            Some(b) => {
+                let bias = g.initializer(
+                    &format!("{id}.bias"),
+                    TensorData::f32(&[b.len()], b.clone()),
+                )?;
+                g.node("Add", &[&y, &bias], vec![])
+            }
+            None => Ok(y),
+        }
+    }
+
+    fn int8_matmul(
+        &mut self,
+        g: &mut GraphBuilder,
+        id: LinearId,
+        x: &Value,
+        layer: &LinearWeights,
+        input_scale: f32,
+    ) -> Result<Value, GraphError> {
+        let zp = self.zero_point(g)?;
+        let q = QuantizedWeight::of(layer);
+        let s_x = g.initializer(
+            &format!("{id}.input_scale"),
+            TensorData::scalar_f32(input_scale),
+        )?;
+        let w = g.initializer(
+            &format!("{id}.weight_q"),
+            TensorData::i8(&[q.inputs, q.outputs], q.values.clone()),
+        )?;
+        let rescale: Vec<f32> = q.scales.iter().map(|s| s * input_scale).collect();
+        let rescale = g.initializer(
+            &format!("{id}.rescale"),
+            TensorData::f32(&[q.outputs], rescale),
+        )?;
+        let xq = g.node("QuantizeLinear", &[x, &s_x, &zp], vec![])?;
+        let acc = g.node("MatMulInteger", &[&xq, &w, &zp], vec![])?;
+        let accf = g.node(
+            "Cast",
+            &[&acc],
+            vec![attr::int("to", ElemType::F32.onnx() as i64)],
+        )?;
+        g.node("Mul", &[&accf, &rescale], vec![])
+    }
+
+    /// The u8 zero point 128, one initializer shared by every quantized layer.
+    fn zero_point(&mut self, g: &mut GraphBuilder) -> Result<Value, GraphError> {
+        if let Some(v) = &self.zero_point {
+            return Ok(v.clone());
+        }
+        let v = g.initializer(
+            "int8.activation_zero_point",
+            TensorData::scalar_u8(ACT_ZERO_POINT),
+        )?;
+        self.zero_point = Some(v.clone());
+        Ok(v)
+    }
+}
+
+fn float_matmul(
+    g: &mut GraphBuilder,
+    id: LinearId,
+    x: &Value,
+    layer: &LinearWeights,
+) -> Result<Value, GraphError> {
+    let wt = layer.weight.transposed();
+    let w = g.initializer(
+        &format!("{id}.weight_t"),
+        TensorData::f32(&[wt.rows, wt.cols], wt.data),
+    )?;
+    g.node("MatMul", &[x, &w], vec![])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_their_block_and_plans_default_to_float() {
+        assert_eq!(LinearId::Fc2(3).to_string(), "block3.fc2");
+        assert_eq!(LinearId::Patch.to_string(), "patch");
+        let mut plan = LinearPlan::float();
+        assert_eq!(plan.form(LinearId::Qkv(0)), LinearForm::Float);
+        plan.set(LinearId::Qkv(0), LinearForm::Int8 { input_scale: 0.5 });
+        assert_eq!(plan.int8_count(), 1);
+        assert!(LinearId::Patch < LinearId::Qkv(0) && LinearId::Fc2(9) < LinearId::Projection);
+    }
+}

@@ -1,0 +1,310 @@
+//! The exported image graphs against the training crate, on the tiny CLIP fixtures with an
+//! XR-VLM head whose UnA batch norms have non-trivial affine parameters and running
+//! statistics:
+//! - `visual.onnx` loaded by tract from the file (optimized, runnable) gives the `parts` of
+//!   candle's `Model::parts` in eval mode, for a batch of 1 and of 3 from one plan;
+//! - `visual.int8.onnx` loads in tract, its optimized plan runs int8 matrix products (tract's
+//!   `OptMatMul` with an i32-accumulating kernel) for every layer the report calls int8, and its
+//!   `parts` stay close to fp32 on images it was not calibrated on;
+//! - a layer whose error is too large stays float, and bad inputs are typed errors that say
+//!   what is wrong.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, IntoTValue, TypedModel};
+use xrvlm_train::clip::Clip;
+use xrvlm_train::export::calibrate::ActivationRange;
+use xrvlm_train::export::int8::{cosine, Int8Options};
+use xrvlm_train::export::linear::LinearForm;
+use xrvlm_train::export::tract_run::int8_matmuls;
+use xrvlm_train::export::{visual, write_fp32, write_int8, ExportError, LinearId};
+use xrvlm_train::model::{HeadConfig, HeadKind, Model};
+
+/// fp32 graph vs candle, max |Δ| over every `parts` value (the parity bound).
+const FP32_TOLERANCE: f32 = 1e-4;
+/// int8 vs candle fp32: smallest per-image cosine of the flattened `parts`, on images outside
+/// the calibration set. Measured 0.9999 and above on both fixtures.
+const INT8_MIN_COSINE: f64 = 0.999;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// `n` generated images of size `size`, normalised with CLIP's mean and std, `(n, 3, s, s)`,
+/// starting at variant `first`.
+fn images(n: usize, first: usize, size: u32) -> Tensor {
+    const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+    const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+    let s = size as usize;
+    let mut data = Vec::with_capacity(n * 3 * s * s);
+    for i in first..first + n {
+        let img = common::class_image(i % 3, i, size);
+        for c in 0..3 {
+            for p in img.pixels() {
+                data.push((p.0[c] as f32 / 255.0 - MEAN[c]) / STD[c]);
+            }
+        }
+    }
+    Tensor::from_vec(data, (n, 3, s, s), &Device::Cpu).unwrap()
+}
+
+/// A tiny XR-VLM on `fixture` whose UnA batch norms are far from the identity: random affine
+/// parameters, and running statistics moved by training-mode passes.
+fn model(fixture_name: &str) -> Model {
+    let clip = Clip::load(&fixture(fixture_name), &Device::Cpu).unwrap();
+    let classes = common::CLASSES.iter().map(|c| c.to_string()).collect();
+    let cfg = HeadConfig {
+        kind: HeadKind::Xrvlm,
+        parts: 3,
+        prompts: 2,
+        context_len: 4,
+        hidden: 16,
+        seed: 7,
+        ..HeadConfig::default()
+    };
+    let model = Model::new(clip, classes, cfg, &Device::Cpu, DType::F32).unwrap();
+    for (name, mean, std) in [
+        ("una.bn_x.weight", 1.0f32, 0.3f32),
+        ("una.bn_x.bias", 0.0, 0.2),
+        ("una.bn_maps.weight", 1.0, 0.3),
+        ("una.bn_maps.bias", 0.05, 0.02),
+    ] {
+        let var = model.params.get(name).unwrap();
+        var.set(&Tensor::randn(mean, std, var.dims(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    for k in 0..3 {
+        let streams = model.streams(&images(4, 40 + 4 * k, 32)).unwrap();
+        model.parts(&streams, true).unwrap();
+    }
+    let rm = model.buffers.get("una.bn_x.running_mean").unwrap();
+    let moved = rm
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(moved > 0.0, "training passes left the running mean at 0");
+    model
+}
+
+fn candle_parts(model: &Model, x: &Tensor) -> Tensor {
+    let streams = model.streams(x).unwrap();
+    model.parts(&streams, false).unwrap().unwrap()
+}
+
+fn optimized(path: &Path) -> TypedModel {
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+}
+
+fn run(plan: &TypedModel, x: &Tensor) -> (Vec<usize>, Vec<f32>) {
+    let runnable = plan.clone().into_runnable().unwrap();
+    let data = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let input = tract_onnx::prelude::Tensor::from_shape(x.dims(), &data).unwrap();
+    let out = runnable.run(vec![input.into_tvalue()].into()).unwrap();
+    let view = out[0].to_plain_array_view::<f32>().unwrap();
+    (view.shape().to_vec(), view.iter().copied().collect())
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+#[test]
+fn fp32_graph_in_tract_matches_candle_parts_for_batches_of_1_and_3() {
+    for name in ["clip-tiny-quick-gelu", "clip-tiny-gelu"] {
+        let model = model(name);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("visual.onnx");
+        let written = write_fp32(&model, &path).unwrap();
+        assert_eq!(written.bytes, std::fs::metadata(&path).unwrap().len());
+        let plan = optimized(&path);
+        for (n, first) in [(1, 0), (3, 5)] {
+            let x = images(n, first, 32);
+            let want = candle_parts(&model, &x);
+            let (dims, got) = run(&plan, &x);
+            assert_eq!(dims, want.dims(), "{name}: output shape");
+            assert_eq!(dims, [n, 3, 24]);
+            let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let diff = max_abs_diff(&got, &want);
+            eprintln!("{name}: batch {n}: fp32 graph vs candle max |diff| {diff:.3e}");
+            assert!(diff < FP32_TOLERANCE, "{name} batch {n}: max |diff| {diff}");
+        }
+    }
+}
+
+#[test]
+fn int8_graph_runs_int8_matmuls_in_tract_and_stays_close_to_fp32() {
+    for name in ["clip-tiny-quick-gelu", "clip-tiny-gelu"] {
+        let model = model(name);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("visual.int8.onnx");
+        let calibration = images(12, 100, 32);
+        let report = write_int8(&model, &calibration, &path, &Int8Options::default()).unwrap();
+        eprintln!("{name}:\n{report}");
+        // 1 patch + 4 blocks × 4 + 1 projection.
+        assert_eq!(report.layers.len(), 18);
+        assert!(report.int8_layers() >= 16, "{report}");
+        let plan = optimized(&path);
+        let int8 = int8_matmuls(&plan);
+        eprintln!("{name}: tract int8 matmuls: {int8:?}");
+        // tract may split one product along its outputs (the stacked q, k, v become three);
+        // its node names keep the ONNX node's name before the last '.'.
+        let mut sources: Vec<&str> = int8
+            .iter()
+            .map(|(node, _)| node.rsplit_once('.').map_or(node.as_str(), |(s, _)| s))
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        assert_eq!(sources.len(), report.int8_layers(), "{int8:?}");
+        assert!(
+            sources.iter().all(|s| s.contains("MatMulInteger")),
+            "{sources:?}"
+        );
+        let x = images(5, 0, 32);
+        let want = candle_parts(&model, &x)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let (_, got) = run(&plan, &x);
+        let per_image = want.len() / 5;
+        let min = want
+            .chunks(per_image)
+            .zip(got.chunks(per_image))
+            .map(|(a, b)| cosine(a, b))
+            .fold(f64::INFINITY, f64::min);
+        eprintln!("{name}: int8 vs candle fp32, held-out images: min cosine {min:.6}");
+        assert!(min >= INT8_MIN_COSINE, "{name}: min cosine {min}");
+    }
+}
+
+#[test]
+fn int8_graph_is_qoperator_form_without_dequantize_pairs() {
+    let model = model("clip-tiny-quick-gelu");
+    let (proto, report) =
+        xrvlm_train::export::int8::int8_graph(&model, &images(4, 0, 32), &Int8Options::default())
+            .unwrap();
+    let ops: Vec<&str> = proto
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .map(|n| n.op_type.as_str())
+        .collect();
+    let count = |op: &str| ops.iter().filter(|&&o| o == op).count();
+    assert_eq!(count("MatMulInteger"), report.int8_layers());
+    assert_eq!(count("QuantizeLinear"), report.int8_layers());
+    assert_eq!(count("DequantizeLinear"), 0);
+    // Attention scores and UnA's maps/pooling stay float: 2 per block + 2 in UnA.
+    assert_eq!(count("MatMul"), 2 * 4 + 2 + report.float_layers().len());
+}
+
+#[test]
+fn layers_that_fail_the_cosine_gate_or_are_kept_float_stay_float() {
+    let model = model("clip-tiny-quick-gelu");
+    let calibration = images(4, 0, 32);
+    let keep = Int8Options {
+        keep_float: vec![LinearId::Projection, LinearId::Fc2(1)],
+        range: ActivationRange::Percentile(99.99),
+        ..Int8Options::default()
+    };
+    let (_, report) = xrvlm_train::export::int8::int8_graph(&model, &calibration, &keep).unwrap();
+    assert_eq!(
+        report.float_layers(),
+        vec![LinearId::Fc2(1), LinearId::Projection]
+    );
+    let impossible = Int8Options {
+        min_layer_cosine: 1.0,
+        ..Int8Options::default()
+    };
+    let (proto, report) =
+        xrvlm_train::export::int8::int8_graph(&model, &calibration, &impossible).unwrap();
+    assert_eq!(report.int8_layers(), 0, "{report}");
+    assert!(report.layers.iter().all(|l| l.form == LinearForm::Float
+        && l.kept_float
+            .as_deref()
+            .is_some_and(|w| w.contains("cosine"))));
+    let n = proto
+        .graph
+        .unwrap()
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MatMulInteger")
+        .count();
+    assert_eq!(n, 0);
+    // All float, the "int8" graph is the fp32 graph: parts agree to f32 rounding.
+    assert!(
+        report.parts_max_abs_diff < 1e-6,
+        "{}",
+        report.parts_max_abs_diff
+    );
+}
+
+#[test]
+fn bad_inputs_are_typed_errors_that_say_what_is_wrong() {
+    let model = model("clip-tiny-quick-gelu");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("visual.int8.onnx");
+    let wrong = images(2, 0, 24);
+    match write_int8(&model, &wrong, &path, &Int8Options::default()) {
+        Err(e @ ExportError::Calibration(_)) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("[2, 3, 24, 24]") && msg.contains("32"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a calibration error, got {other:?}"),
+    }
+    let nan = (images(1, 0, 32) * f64::NAN).unwrap();
+    let err = write_int8(&model, &nan, &path, &Int8Options::default()).unwrap_err();
+    assert!(
+        matches!(err, ExportError::Calibration(_)) && err.to_string().contains("NaN"),
+        "{err}"
+    );
+    let zero_batch = Int8Options {
+        batch_size: 0,
+        ..Int8Options::default()
+    };
+    let err = write_int8(&model, &images(1, 0, 32), &path, &zero_batch).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExportError::Option {
+                name: "batch_size",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let missing = dir.path().join("no/such/dir/visual.onnx");
+    match write_fp32(&model, &missing) {
+        Err(e @ ExportError::Io { .. }) => assert!(e.to_string().contains("no/such/dir"), "{e}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    assert!(!path.exists(), "a failed export left a file behind");
+    let clip = Clip::load(&fixture("clip-tiny-quick-gelu"), &Device::Cpu).unwrap();
+    let classes = common::CLASSES.iter().map(|c| c.to_string()).collect();
+    let cfg = HeadConfig {
+        kind: HeadKind::Coop,
+        context_len: 4,
+        ..HeadConfig::default()
+    };
+    let coop = Model::new(clip, classes, cfg, &Device::Cpu, DType::F32).unwrap();
+    let err = visual::fp32_graph(&coop).unwrap_err();
+    assert!(matches!(err, ExportError::NoParts(HeadKind::Coop)), "{err}");
+    assert!(err.to_string().contains("no UnA parts"), "{err}");
+}
