@@ -39,7 +39,7 @@ fn fixture(name: &str) -> PathBuf {
 /// starting at variant `first`.
 fn images(n: usize, first: usize, size: u32) -> Tensor {
     const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-    const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+    const STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
     let s = size as usize;
     let mut data = Vec::with_capacity(n * 3 * s * s);
     for i in first..first + n {
