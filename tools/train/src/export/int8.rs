@@ -10,6 +10,13 @@
 //! float form on those inputs, and a layer whose output cosine is below
 //! [`Int8Options::min_layer_cosine`] stays float; (3) the int8 graph is built and, with the fp32
 //! graph, run in tract on the calibration images for the report's end-to-end figures.
+//!
+//! Loading it in tract 0.23.9: fix the batch before optimizing (`set_input_fact` with a
+//! concrete `N`). With `N` symbolic, tract's matmul lowering (`einsum_matmul::detect_rule`)
+//! ranks a symbolic axis above every static one and makes the batch the int8 product's row
+//! axis, looping over the tokens: on ViT-B/16 at batch 1 the int8 plan then ran 3.8× slower
+//! than fp32; with `N = 1` it runs one `197 × K` int8 product per layer. (The f32 `MatMul`
+//! lowering merges batch and tokens and is not affected.)
 
 use std::collections::BTreeMap;
 use std::fmt;
