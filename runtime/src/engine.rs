@@ -7,6 +7,12 @@
 //!   (`asimdhp`: Jetson Orin, Raspberry Pi 5); elsewhere loading it is an error that says so,
 //!   rather than a silently slow emulation.
 //!
+//! Every plan is optimized for one image per run (the batch axis fixed to 1 before tract
+//! optimizes): a camera classifies frame by frame, and with the batch axis left symbolic tract
+//! 0.23.9 lowers the int8 products batch-major and loops over the tokens, which made a
+//! ViT-B/16-sized int8 model 3.8× slower than fp32 (measured at export; 0.8× with the batch
+//! fixed). [`Plan::run`] takes any number of images and runs them one after another.
+//!
 //! The number of threads is fixed per plan: tract runs the plan inside its own rayon pool of
 //! that size (`RunOptions::executor`), so two plans with different thread counts can live in
 //! one process.
@@ -180,14 +186,15 @@ impl Plan {
                     precision,
                     needed: precision.source(),
                 })?;
-        let runnable = build(&file, options).map_err(|e| EngineError::Load {
+        let image_size = bundle.manifest().backbone.image_size as usize;
+        let runnable = build(&file, image_size, options).map_err(|e| EngineError::Load {
             file: file.clone(),
             message: format!("{e:#}"),
         })?;
         Ok(Self {
             options,
             runnable,
-            image_size: bundle.manifest().backbone.image_size as usize,
+            image_size,
             parts: bundle.dims().parts(),
             embed: bundle.dims().embed(),
         })
@@ -213,9 +220,19 @@ impl Plan {
             });
         }
         let n = images.len() / per_image;
+        let mut data = Vec::with_capacity(n * self.parts * self.embed);
+        for image in images.chunks_exact(per_image) {
+            data.extend(self.run_one(image)?);
+        }
+        Ok(data)
+    }
+
+    /// Runs one preprocessed image (3, S, S) and returns its parts (M, D).
+    fn run_one(&self, image: &[f32]) -> Result<Vec<f32>, EngineError> {
+        let n = 1;
         let s = self.image_size;
         let run = || -> TractResult<Tensor> {
-            let mut input = Tensor::from_shape(&[n, 3, s, s], images)?;
+            let mut input = Tensor::from_shape(&[n, 3, s, s], image)?;
             if self.options.precision == Precision::F16 {
                 input = input.cast_to::<f16>()?.into_owned();
             }
@@ -242,9 +259,16 @@ impl Plan {
     }
 }
 
-/// ONNX file → typed model (→ f16) → optimized → runnable on a pool of `threads`.
-fn build(file: &std::path::Path, options: PlanOptions) -> TractResult<Arc<TypedRunnableModel>> {
-    let mut model = tract_onnx::onnx().model_for_path(file)?.into_typed()?;
+/// ONNX file → typed model for one image (→ f16) → optimized → runnable on a pool of `threads`.
+fn build(
+    file: &std::path::Path,
+    image_size: usize,
+    options: PlanOptions,
+) -> TractResult<Arc<TypedRunnableModel>> {
+    let mut model = tract_onnx::onnx()
+        .model_for_path(file)?
+        .with_input_fact(0, f32::fact([1, 3, image_size, image_size]).into())?
+        .into_typed()?;
     if options.precision == Precision::F16 {
         model = model.into_decluttered()?;
         FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())

@@ -15,7 +15,7 @@ fn plan(file: &std::path::Path, precision: Precision, model: &TinyModel) -> Plan
     };
     Plan {
         options,
-        runnable: build(file, options).unwrap(),
+        runnable: build(file, model.image_size, options).unwrap(),
         image_size: model.image_size,
         parts: model.parts,
         embed: model.embed,

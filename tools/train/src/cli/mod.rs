@@ -4,6 +4,7 @@
 pub mod ablate;
 pub mod embed;
 pub mod eval;
+pub mod export;
 pub mod histogram;
 pub mod pretrain;
 pub mod synth;
@@ -31,6 +32,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Train and evaluate every baseline and XR-VLM over seeds; print the table.
     Ablate(ablate::AblateArgs),
+    /// Write a trained XR-VLM run as a verified model bundle (ONNX fp32 + int8, prompts, golden).
+    Export(export::ExportArgs),
     /// Print the projected image and text features of a CLIP checkpoint as JSON.
     Embed(embed::EmbedArgs),
     /// Pre-train a small CLIP from scratch on a synth directory (contrastive, CPU, minutes).
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Export(a) => export::run(a),
         Command::Pretrain(a) => pretrain::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Synth(a) => synth::run(a),

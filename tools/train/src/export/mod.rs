@@ -30,8 +30,11 @@
 //! - [`tract_run`]: running a graph in tract (calibration, checks).
 //! - [`calibrate`]: activation ranges and per-layer errors over calibration images.
 //! - [`int8`]: the int8 graph, `visual.int8.onnx`, and its [`int8::QuantReport`].
+//! - [`bundle`]: the whole bundle (`xrvlm-train export`): graphs, prompts, golden set,
+//!   manifest, verified through the runtime.
 //! - [`npy`], [`reference`]: reference inputs and outputs for `tools/check_onnx.py`.
 
+pub mod bundle;
 pub mod calibrate;
 pub mod graph;
 pub mod int8;

@@ -253,6 +253,22 @@ impl Model {
         })
     }
 
+    /// What an XR-VLM bundle stores of the head: `prompt_features`, the raw text features `T`
+    /// `(P, C, D)` of every prompt of every class in f32, then the CRM in eval form
+    /// ([`Crm::eval_tensors`]). Only the XR-VLM head has this form.
+    pub fn xrvlm_eval_tensors(&self) -> Result<Vec<(String, Tensor)>, ModelError> {
+        let Head::Xrvlm { prompts, crm, .. } = &self.head else {
+            return Err(ModelError::Config(format!(
+                "only an XR-VLM head can be exported as a bundle, not {:?}",
+                self.config.kind
+            )));
+        };
+        let t = prompts.features(&self.clip.text)?.to_dtype(DType::F32)?;
+        let mut out = vec![("prompt_features".to_string(), t)];
+        out.extend(crm.eval_tensors()?);
+        Ok(out)
+    }
+
     /// Multi-part visual features `V` `(B, M, D)`; `None` for heads without UnA.
     pub fn parts(
         &self,

@@ -66,6 +66,30 @@ impl Embedding {
         let h = self.proj.forward(&self.bn_in.forward(x, train)?)?;
         elu(&self.bn_out.forward(&h, train)?)
     }
+
+    /// The eval-mode tensors under `{name}.*`: `bn_in.{scale,shift}`, `proj.{weight,bias}`,
+    /// `bn_out.{scale,shift}`.
+    fn eval_tensors(&self, name: &str, out: &mut Vec<(String, Tensor)>) -> Result<()> {
+        push_affine(out, &format!("{name}.bn_in"), &self.bn_in)?;
+        push_linear(out, &format!("{name}.proj"), &self.proj);
+        push_affine(out, &format!("{name}.bn_out"), &self.bn_out)
+    }
+}
+
+/// Appends a batch norm's eval-mode affine as `{name}.scale` and `{name}.shift`.
+fn push_affine(out: &mut Vec<(String, Tensor)>, name: &str, bn: &BatchNorm) -> Result<()> {
+    let (scale, shift) = bn.eval_affine()?;
+    out.push((format!("{name}.scale"), scale));
+    out.push((format!("{name}.shift"), shift));
+    Ok(())
+}
+
+/// Appends a dense layer as `{name}.weight` and, if it has one, `{name}.bias`.
+fn push_linear(out: &mut Vec<(String, Tensor)>, name: &str, linear: &TrainLinear) {
+    out.push((format!("{name}.weight"), linear.weight().clone()));
+    if let Some(b) = linear.bias() {
+        out.push((format!("{name}.bias"), b.clone()));
+    }
 }
 
 /// The CRM head.
@@ -146,6 +170,20 @@ impl Crm {
         let h = self.fc1.forward(&self.bn_r.forward(r, train)?)?;
         let h = self.bn_h.forward(&elu(&h)?, train)?;
         self.fc2.forward(&h)
+    }
+
+    /// The head in eval form, as the bundle stores it (`models/BUNDLE.md`): every batch norm as
+    /// its running-statistics affine, under `crm.eps_v.*`, `crm.eps_t.*`, `crm.bn_r.*`,
+    /// `crm.fc1.*`, `crm.bn_h.*` and `crm.fc2.weight`.
+    pub fn eval_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        self.eps_v.eval_tensors("crm.eps_v", &mut out)?;
+        self.eps_t.eval_tensors("crm.eps_t", &mut out)?;
+        push_affine(&mut out, "crm.bn_r", &self.bn_r)?;
+        push_linear(&mut out, "crm.fc1", &self.fc1);
+        push_affine(&mut out, "crm.bn_h", &self.bn_h)?;
+        push_linear(&mut out, "crm.fc2", &self.fc2);
+        Ok(out)
     }
 
     /// Logits `(B, C)` from parts `V` `(B, M, D)` and the cached text side `T'`.

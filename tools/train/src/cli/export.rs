@@ -1,0 +1,93 @@
+//! `xrvlm-train export`: a trained XR-VLM run as a model bundle, verified through the runtime.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::export::bundle::{export_bundle, BundleOptions};
+use crate::export::Int8Options;
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The run's checkpoint (checkpoint.safetensors written by `xrvlm-train train`).
+    pub checkpoint: PathBuf,
+    /// Bundle directory to write, e.g. models/demo.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model name in the manifest (default: the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// One line on what the model recognises.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// ImageFolder of calibration images for int8 (default: the run's training images).
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// Calibration images, taken class by class.
+    #[arg(long, default_value_t = 64)]
+    pub calibration_images: usize,
+    /// int8: a layer whose output cosine to its float output (on the calibration images) is
+    /// lower stays float.
+    #[arg(long, default_value_t = Int8Options::default().min_layer_cosine)]
+    pub min_layer_cosine: f64,
+    /// ImageFolder measured for the manifest's reference figures (default: the run's
+    /// evaluation set).
+    #[arg(long)]
+    pub eval: Option<PathBuf>,
+    /// Golden images copied into the bundle with their fp32 logits.
+    #[arg(long, default_value_t = 8)]
+    pub golden: usize,
+    /// tract threads while measuring.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Replace an existing bundle at --out.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// Runs `export`.
+pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let opts = BundleOptions {
+        checkpoint: args.checkpoint,
+        out: args.out,
+        name: args.name,
+        description: args.description,
+        calibration: args.calibration,
+        calibration_images: args.calibration_images,
+        int8: Int8Options {
+            min_layer_cosine: args.min_layer_cosine,
+            ..Int8Options::default()
+        },
+        eval: args.eval,
+        golden: args.golden,
+        threads: args.threads,
+        overwrite: args.overwrite,
+    };
+    let report =
+        export_bundle(&opts).with_context(|| format!("exporting {}", opts.checkpoint.display()))?;
+    println!("{}", report.quant);
+    let m = report
+        .manifest
+        .metrics
+        .as_ref()
+        .context("export measured no metrics")?;
+    let pct = |x: Option<f64>| x.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v));
+    println!(
+        "{}: {} images of {}: fp32 top-1 {} top-5 {}; int8 top-1 {} top-5 {}; int8 agrees with \
+         fp32 on {}; max |Δlogit| int8 {:.4}; golden fp32 vs training crate {:.2e}",
+        opts.out.display(),
+        m.eval_images,
+        m.eval_set,
+        pct(Some(m.fp32_top1)),
+        pct(Some(m.fp32_top5)),
+        pct(m.int8_top1),
+        pct(m.int8_top5),
+        pct(m.int8_agreement),
+        m.int8_max_abs_logit_diff.unwrap_or(f64::NAN),
+        m.golden_fp32_max_abs_logit_diff.unwrap_or(f64::NAN),
+    );
+    Ok(ExitCode::SUCCESS)
+}
