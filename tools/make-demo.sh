@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces models/mini-clip (the pre-trained synthetic CLIP) and models/demo-xrvlm (the demo
-# XR-VLM trained on it), and measures the demo on a synthetic seed it never saw.
+# Reproduces models/mini-clip (the pre-trained synthetic CLIP), models/demo-xrvlm (the demo
+# XR-VLM trained on it) and the bundle models/demo exported from it, measured on a seed it never saw.
 # Everything runs on a 2-core CPU; see models/README.md for the times and figures.
 #
 #   bash tools/make-demo.sh [WORK_DIR]      (default: out/demo-build; models/ is written in place)
@@ -33,3 +33,23 @@ $xt train --clip models/mini-clip --data "$work/demo-train" --eval-folder "$work
 # 4. Held-out top-1, and the colour-histogram baseline on the same split.
 $xt eval models/demo-xrvlm/checkpoint.safetensors --data "$work/demo-test"
 $xt histogram-baseline --train "$work/demo-train" --test "$work/demo-test"
+
+# 5. The bundle: exported, then measured through the runtime on a seed nobody trained on.
+[ -d "$work/demo-fresh" ] || $xt synth --out "$work/demo-fresh" --world 1 --seed 5 --classes 12 --per-class 40
+samples="$(mktemp -d)"
+mv models/demo/samples "$samples/keep" 2>/dev/null || true
+$xt export models/demo-xrvlm/checkpoint.safetensors --out models/demo --overwrite --eval "$work/demo-fresh" \
+  --description "demo: 12 synthetic bird species + blank (world 1), XR-VLM M=P=4 on the synthetic mini-CLIP"
+
+# 6. The sample frames of the README's main command: seed 6, labelled in their file names.
+if [ -d "$samples/keep" ]; then
+  mv "$samples/keep" models/demo/samples
+else
+  $xt synth --out "$samples/frames" --world 1 --seed 6 --classes 12 --per-class 3 --empty-fraction 0.1
+  mkdir -p models/demo/samples
+  for d in "$samples/frames"/*/; do
+    c="$(basename "$d")"; i=0
+    for f in "$d"*.png; do cp "$f" "models/demo/samples/${c}_$i.png"; i=$((i + 1)); done
+  done
+fi
+rm -rf "$samples"
