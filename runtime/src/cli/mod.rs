@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 when everything succeeded, 1 on an error that stopped the command (a bundle
 //! refused, an output that cannot be written), 2 when the command finished but some inputs
-//! failed (an unreadable image in `classify`). Errors are printed once, with their causes.
+//! failed (an unreadable image in `classify`). Errors are printed once, with their causes. A
+//! closed stdout (`| head`) ends the command quietly with 0.
 
 mod bench;
 mod classify;
@@ -53,9 +54,21 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::SomeInputsFailed) => ExitCode::from(2),
+        // The reader of stdout went away (`xrvlm classify … | head`): stop quietly, as Unix
+        // filters do, instead of reporting an error nobody asked about.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("xrvlm: error: {err:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether `err` was caused by writing to a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
