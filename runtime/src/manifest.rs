@@ -289,6 +289,18 @@ pub enum ManifestError {
     },
 }
 
+impl ClassInfo {
+    /// A class known only by its training label; the common name is the label with `_` as
+    /// spaces (`bartail_finch` → `bartail finch`).
+    pub fn from_label(label: &str) -> Self {
+        Self {
+            label: label.to_string(),
+            common_name: Some(label.replace('_', " ")),
+            scientific_name: None,
+        }
+    }
+}
+
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {

@@ -246,11 +246,7 @@ fn manifest(dir: &Path, spec: &Spec, preprocess: &Preprocess) -> Manifest {
         classes: spec
             .labels
             .iter()
-            .map(|label| ClassInfo {
-                label: label.clone(),
-                common_name: Some(label.replace('_', " ")),
-                scientific_name: None,
-            })
+            .map(|label| ClassInfo::from_label(label))
             .collect(),
         files,
         metrics: None,

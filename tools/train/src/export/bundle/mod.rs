@@ -19,6 +19,7 @@ use std::time::SystemTime;
 
 use candle_core::{Device, Tensor};
 use xrvlm_runtime::bundle::Bundle;
+use xrvlm_runtime::engine::Precision;
 use xrvlm_runtime::integrity::digest_file;
 use xrvlm_runtime::manifest::{
     Activation, Architecture, Backbone, ClassInfo, FileEntry, FileRole, Head, HeadKind, Manifest,
@@ -147,8 +148,9 @@ pub fn export_bundle(opts: &BundleOptions) -> Result<BundleReport, BundleError> 
     let quant = write_files(&model, &train, &eval, &preprocess, opts, &staging)?;
     let mut manifest = build_manifest(&model, &run, &train, &preprocess, opts, &staging)?;
     write_manifest(&manifest, &staging)?;
-    let golden_diff = verify::golden_parity(&staging, opts.threads)?;
-    manifest.metrics = Some(verify::measure(&staging, &eval, golden_diff, opts.threads)?);
+    let fp32 = verify::classifier(&staging, Precision::Fp32, opts.threads)?;
+    let int8 = verify::classifier(&staging, Precision::Int8, opts.threads)?;
+    manifest.metrics = Some(verify::measure(&fp32, &int8, &eval)?);
     write_manifest(&manifest, &staging)?;
     Bundle::open(&staging).map_err(BundleError::runtime)?;
     publish(&staging, &opts.out)?;
@@ -332,11 +334,7 @@ fn build_manifest(
         classes: model
             .classes
             .iter()
-            .map(|label| ClassInfo {
-                label: label.clone(),
-                common_name: Some(label.replace('_', " ")),
-                scientific_name: None,
-            })
+            .map(|label| ClassInfo::from_label(label))
             .collect(),
         files: file_entries(dir)?,
         metrics: None,

@@ -82,7 +82,12 @@ fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn classifier(dir: &Path, precision: Precision, threads: usize) -> Result<Classifier, BundleError> {
+/// The bundle at `dir` opened (verified) through the runtime, with a plan for `precision`.
+pub fn classifier(
+    dir: &Path,
+    precision: Precision,
+    threads: usize,
+) -> Result<Classifier, BundleError> {
     let bundle = Bundle::open(dir).map_err(BundleError::runtime)?;
     let options = PlanOptions {
         precision,
@@ -92,8 +97,7 @@ fn classifier(dir: &Path, precision: Precision, threads: usize) -> Result<Classi
 }
 
 /// Largest |tract fp32 − training crate| logit over the bundle's golden images.
-pub fn golden_parity(dir: &Path, threads: usize) -> Result<f64, BundleError> {
-    let fp32 = classifier(dir, Precision::Fp32, threads)?;
+pub fn golden_parity(fp32: &Classifier) -> Result<f64, BundleError> {
     let bundle = fp32.bundle();
     let mut worst = 0.0f64;
     for entry in bundle.golden() {
@@ -107,15 +111,16 @@ pub fn golden_parity(dir: &Path, threads: usize) -> Result<f64, BundleError> {
     Ok(worst)
 }
 
-/// The reference figures of `ds` through the bundle at fp32 and int8.
+/// The reference figures of `ds` through the bundle at fp32 and int8, with the golden parity
+/// ([`golden_parity`]) of the fp32 plan.
 pub fn measure(
-    dir: &Path,
+    fp32_plan: &Classifier,
+    int8_plan: &Classifier,
     ds: &Dataset,
-    golden_diff: f64,
-    threads: usize,
 ) -> Result<Metrics, BundleError> {
-    let (fp32, labels) = logits_of(&classifier(dir, Precision::Fp32, threads)?, ds)?;
-    let (int8, _) = logits_of(&classifier(dir, Precision::Int8, threads)?, ds)?;
+    let golden_diff = golden_parity(fp32_plan)?;
+    let (fp32, labels) = logits_of(fp32_plan, ds)?;
+    let (int8, _) = logits_of(int8_plan, ds)?;
     if fp32.is_empty() {
         return Err(BundleError::Data(format!(
             "no readable image in the evaluation set {}",
