@@ -1,6 +1,6 @@
 //! Export of the image model to ONNX, written from Rust through tract-onnx's protobuf types:
 //! `visual.onnx` (fp32) and `visual.int8.onnx` (int8 QOperator form) of the bundle contract
-//! (`docs/bundle-contract.md`, `xrvlm-method.md` §11). Both map a preprocessed image batch
+//! (`models/BUNDLE.md`, `xrvlm-method.md` §11). Both map a preprocessed image batch
 //! `image` `(N, 3, S, S)` to the multi-part visual features `parts` `(N, M, D)`: the frozen CLIP
 //! image tower (both token streams) plus UnA in eval mode.
 //!
