@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::export::bundle::{export_bundle, BundleOptions};
+use crate::export::calibrate::ActivationRange;
 use crate::export::Int8Options;
 
 /// Arguments of `export`.
@@ -33,6 +34,11 @@ pub struct ExportArgs {
     /// lower stays float.
     #[arg(long, default_value_t = Int8Options::default().min_layer_cosine)]
     pub min_layer_cosine: f64,
+    /// int8: each activation scale covers this percentile of |x| on the calibration images
+    /// (e.g. 99.99) instead of the largest |x|: rare outliers saturate, common values gain
+    /// resolution.
+    #[arg(long, value_parser = parse_percentile)]
+    pub activation_percentile: Option<f64>,
     /// ImageFolder measured for the manifest's reference figures (default: the run's
     /// evaluation set).
     #[arg(long)]
@@ -59,6 +65,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         calibration_images: args.calibration_images,
         int8: Int8Options {
             min_layer_cosine: args.min_layer_cosine,
+            range: args
+                .activation_percentile
+                .map_or(ActivationRange::MaxAbs, ActivationRange::Percentile),
             ..Int8Options::default()
         },
         eval: args.eval,
@@ -90,4 +99,16 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         m.golden_fp32_max_abs_logit_diff.unwrap_or(f64::NAN),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A percentile in (50, 100].
+fn parse_percentile(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    if p > 50.0 && p <= 100.0 {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not a percentile in (50, 100]"))
+    }
 }
