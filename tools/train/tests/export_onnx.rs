@@ -161,7 +161,8 @@ fn int8_graph_runs_int8_matmuls_in_tract_and_stays_close_to_fp32() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("visual.int8.onnx");
         let calibration = images(12, 100, 32);
-        let report = write_int8(&model, &calibration, &path, &Int8Options::default()).unwrap();
+        let report =
+            write_int8(&model, &calibration, &path, &Int8Options::default(), None).unwrap();
         eprintln!("{name}:\n{report}");
         // 1 patch + 4 blocks × 4 + 1 projection.
         assert_eq!(report.layers.len(), 18);
@@ -203,9 +204,13 @@ fn int8_graph_runs_int8_matmuls_in_tract_and_stays_close_to_fp32() {
 #[test]
 fn int8_graph_is_qoperator_form_without_dequantize_pairs() {
     let model = model("clip-tiny-quick-gelu");
-    let (proto, report) =
-        xrvlm_train::export::int8::int8_graph(&model, &images(4, 0, 32), &Int8Options::default())
-            .unwrap();
+    let (proto, report) = xrvlm_train::export::int8::int8_graph(
+        &model,
+        &images(4, 0, 32),
+        &Int8Options::default(),
+        None,
+    )
+    .unwrap();
     let ops: Vec<&str> = proto
         .graph
         .as_ref()
@@ -231,7 +236,8 @@ fn layers_that_fail_the_cosine_gate_or_are_kept_float_stay_float() {
         range: ActivationRange::Percentile(99.99),
         ..Int8Options::default()
     };
-    let (_, report) = xrvlm_train::export::int8::int8_graph(&model, &calibration, &keep).unwrap();
+    let (_, report) =
+        xrvlm_train::export::int8::int8_graph(&model, &calibration, &keep, None).unwrap();
     assert_eq!(
         report.float_layers(),
         vec![LinearId::Fc2(1), LinearId::Projection]
@@ -241,7 +247,7 @@ fn layers_that_fail_the_cosine_gate_or_are_kept_float_stay_float() {
         ..Int8Options::default()
     };
     let (proto, report) =
-        xrvlm_train::export::int8::int8_graph(&model, &calibration, &impossible).unwrap();
+        xrvlm_train::export::int8::int8_graph(&model, &calibration, &impossible, None).unwrap();
     assert_eq!(report.int8_layers(), 0, "{report}");
     assert!(report.layers.iter().all(|l| l.form == LinearForm::Float
         && l.kept_float
@@ -269,7 +275,7 @@ fn bad_inputs_are_typed_errors_that_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("visual.int8.onnx");
     let wrong = images(2, 0, 24);
-    match write_int8(&model, &wrong, &path, &Int8Options::default()) {
+    match write_int8(&model, &wrong, &path, &Int8Options::default(), None) {
         Err(e @ ExportError::Calibration(_)) => {
             let msg = e.to_string();
             assert!(
@@ -280,7 +286,7 @@ fn bad_inputs_are_typed_errors_that_say_what_is_wrong() {
         other => panic!("expected a calibration error, got {other:?}"),
     }
     let nan = (images(1, 0, 32) * f64::NAN).unwrap();
-    let err = write_int8(&model, &nan, &path, &Int8Options::default()).unwrap_err();
+    let err = write_int8(&model, &nan, &path, &Int8Options::default(), None).unwrap_err();
     assert!(
         matches!(err, ExportError::Calibration(_)) && err.to_string().contains("NaN"),
         "{err}"
@@ -289,7 +295,7 @@ fn bad_inputs_are_typed_errors_that_say_what_is_wrong() {
         batch_size: 0,
         ..Int8Options::default()
     };
-    let err = write_int8(&model, &images(1, 0, 32), &path, &zero_batch).unwrap_err();
+    let err = write_int8(&model, &images(1, 0, 32), &path, &zero_batch, None).unwrap_err();
     assert!(
         matches!(
             err,
@@ -317,4 +323,63 @@ fn bad_inputs_are_typed_errors_that_say_what_is_wrong() {
     let err = visual::fp32_graph(&coop).unwrap_err();
     assert!(matches!(err, ExportError::NoParts(HeadKind::Coop)), "{err}");
     assert!(err.to_string().contains("no UnA parts"), "{err}");
+}
+
+/// The bundle's scorer of `model`'s head, read back through the runtime's parser.
+fn scorer(model: &Model) -> xrvlm_runtime::scoring::FoldedCrm {
+    use xrvlm_train::export::bundle::prompts::{read_scorer, write_prompts};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prompts.safetensors");
+    write_prompts(model, &path).unwrap();
+    read_scorer(model, &path).unwrap()
+}
+
+#[test]
+fn agreement_check_scores_both_graphs_and_only_falls_back_when_short_of_the_target() {
+    let model = model("clip-tiny-quick-gelu");
+    let crm = scorer(&model);
+    let calibration = images(9, 50, 32);
+    // No target: the check measures and changes nothing.
+    let lax = Int8Options {
+        min_agreement: 0.0,
+        ..Int8Options::default()
+    };
+    let (_, report) =
+        xrvlm_train::export::int8::int8_graph(&model, &calibration, &lax, Some(&crm)).unwrap();
+    let fb = report.fallback.clone().expect("the check ran");
+    assert_eq!(fb.images, 9);
+    assert!(fb.floated.is_empty());
+    assert!(
+        fb.before.mean_sq_error > 0.0,
+        "int8 logits differ from fp32"
+    );
+    assert_eq!(report.int8_layers(), 18, "{report}");
+    // The strictest target is always met, by as few float layers as the search finds.
+    let strict = Int8Options {
+        min_agreement: 1.0,
+        ..Int8Options::default()
+    };
+    let (proto, report) =
+        xrvlm_train::export::int8::int8_graph(&model, &calibration, &strict, Some(&crm)).unwrap();
+    let fb = report.fallback.clone().unwrap();
+    assert_eq!(fb.after.top1, 1.0, "{report}");
+    assert_eq!(report.int8_layers() + fb.floated.len(), 18, "{report}");
+    let floated = report
+        .layers
+        .iter()
+        .filter(|l| {
+            l.kept_float
+                .as_deref()
+                .is_some_and(|w| w.contains("agreement"))
+        })
+        .count();
+    assert_eq!(floated, fb.floated.len());
+    let n = proto
+        .graph
+        .unwrap()
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MatMulInteger")
+        .count();
+    assert_eq!(n, report.int8_layers());
 }

@@ -28,12 +28,16 @@ pub struct ExportArgs {
     #[arg(long)]
     pub calibration: Option<PathBuf>,
     /// Calibration images, taken class by class.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     pub calibration_images: usize,
     /// int8: a layer whose output cosine to its float output (on the calibration images) is
     /// lower stays float.
     #[arg(long, default_value_t = Int8Options::default().min_layer_cosine)]
     pub min_layer_cosine: f64,
+    /// int8: least top-1 agreement with fp32 on the calibration images; below it the most
+    /// sensitive int8 layers go back to float (0 turns the check off).
+    #[arg(long, default_value_t = Int8Options::default().min_agreement)]
+    pub min_agreement: f64,
     /// int8: each activation scale covers this percentile of |x| on the calibration images
     /// (e.g. 99.99) instead of the largest |x|: rare outliers saturate, common values gain
     /// resolution.
@@ -65,6 +69,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         calibration_images: args.calibration_images,
         int8: Int8Options {
             min_layer_cosine: args.min_layer_cosine,
+            min_agreement: args.min_agreement,
             range: args
                 .activation_percentile
                 .map_or(ActivationRange::MaxAbs, ActivationRange::Percentile),

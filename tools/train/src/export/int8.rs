@@ -8,7 +8,10 @@
 //! Steps: (1) the fp32 graph with every linear layer's input exposed runs in tract over the
 //! calibration images and records their ranges; (2) each layer's int8 form is compared with its
 //! float form on those inputs, and a layer whose output cosine is below
-//! [`Int8Options::min_layer_cosine`] stays float; (3) the int8 graph is built and, with the fp32
+//! [`Int8Options::min_layer_cosine`] stays float; (3) given the bundle's CRM, the
+//! classification itself is checked ([`super::agreement`]): while the int8 top-1 class agrees
+//! with fp32 on fewer than [`Int8Options::min_agreement`] of the calibration images, the most
+//! sensitive int8 layers go back to float; (4) the int8 graph is built and, with the fp32
 //! graph, run in tract on the calibration images for the report's end-to-end figures.
 //!
 //! Loading it in tract 0.23.9: fix the batch before optimizing (`set_input_fact` with a
@@ -25,6 +28,9 @@ use std::path::Path;
 use candle_core::Tensor;
 use tract_onnx::pb::ModelProto;
 
+use xrvlm_runtime::scoring::FoldedCrm;
+
+use super::agreement::{fall_back, AgreementProbe, FallbackReport};
 use super::calibrate::{collect_ranges, layer_errors, ActivationRange, LayerError, RangeStats};
 use super::linear::{LinearForm, LinearId, LinearPlan};
 use super::quant::activation_scale;
@@ -44,6 +50,9 @@ pub struct Int8Options {
     pub min_layer_cosine: f64,
     /// Layers kept float whatever their error.
     pub keep_float: Vec<LinearId>,
+    /// Least top-1 agreement of int8 with fp32 on the calibration images (checked when the
+    /// CRM is given); below it, the most sensitive int8 layers go back to float.
+    pub min_agreement: f64,
     /// Calibration images per tract run (bounds the memory of the exposed activations).
     pub batch_size: usize,
 }
@@ -54,6 +63,7 @@ impl Default for Int8Options {
             range: ActivationRange::MaxAbs,
             min_layer_cosine: DEFAULT_MIN_LAYER_COSINE,
             keep_float: Vec::new(),
+            min_agreement: DEFAULT_MIN_AGREEMENT,
             batch_size: 4,
         }
     }
@@ -63,6 +73,9 @@ impl Default for Int8Options {
 /// on a transformer layer; 0.999 leaves room for that and still catches a layer whose
 /// activations have outliers large enough to crush the rest of its range.
 pub const DEFAULT_MIN_LAYER_COSINE: f64 = 0.999;
+
+/// The bundle contract's target for int8 against fp32 (top-1 agreement, `models/BUNDLE.md`).
+pub const DEFAULT_MIN_AGREEMENT: f64 = 0.99;
 
 /// What happened to one linear layer.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +111,8 @@ pub struct QuantReport {
     /// tract's int8 matrix products in the optimized int8 graph, `(node, kernel)`
     /// ([`super::tract_run::int8_matmuls`]).
     pub tract_int8_matmuls: Vec<(String, String)>,
+    /// The classification check and its fallback, when the CRM was given.
+    pub fallback: Option<FallbackReport>,
     /// The written file, once written.
     pub written: Option<Written>,
 }
@@ -134,6 +149,18 @@ impl fmt::Display for QuantReport {
             self.parts_cosine_mean,
             self.parts_max_abs_diff
         )?;
+        if let Some(fb) = &self.fallback {
+            writeln!(
+                f,
+                "top-1 agreement with fp32 on the {} calibration images: {:.2} % as gated per \
+                 layer, {:.2} % after {} layer(s) went back to float (target {:.2} %)",
+                fb.images,
+                100.0 * fb.before.top1,
+                100.0 * fb.after.top1,
+                fb.floated.len(),
+                100.0 * fb.target
+            )?;
+        }
         let mut kernels: Vec<&str> = self
             .tract_int8_matmuls
             .iter()
@@ -169,11 +196,14 @@ impl fmt::Display for QuantReport {
 }
 
 /// Builds the int8 graph of `model`'s image path, calibrated on `calibration` (preprocessed
-/// images `(N, 3, S, S)`, e.g. training images through the test transform).
+/// images `(N, 3, S, S)`, e.g. training images through the test transform). With `crm` (the
+/// head the bundle scores with), the top-1 agreement with fp32 is held to
+/// [`Int8Options::min_agreement`] on the calibration images.
 pub fn int8_graph(
     model: &Model,
     calibration: &Tensor,
     options: &Int8Options,
+    crm: Option<&FoldedCrm>,
 ) -> Result<(ModelProto, QuantReport), ExportError> {
     check_options(options)?;
     let src = VisualSource::from_model(model)?;
@@ -195,11 +225,21 @@ pub fn int8_graph(
         batch,
     )?;
     drop(runner);
-    let layers = decide(&src, &ranges, &scales, &errors, options);
+    let mut layers = decide(&src, &ranges, &scales, &errors, options);
     let mut plan = LinearPlan::float();
     for l in &layers {
         plan.set(l.id, l.form);
     }
+    let fallback = match crm {
+        Some(crm) => {
+            let probe = AgreementProbe::new(&src, crm, calibration, batch)?;
+            let (checked, fb) = fall_back(&probe, &plan, options.min_agreement)?;
+            mark_floated(&mut layers, &fb);
+            plan = checked;
+            Some(fb)
+        }
+        None => None,
+    };
     let int8 = build(&src, &plan, false, INT8_DOC)?.model;
     let fp32 = build(&src, &LinearPlan::float(), false, "fp32")?.model;
     let mut report = QuantReport {
@@ -209,6 +249,7 @@ pub fn int8_graph(
         parts_cosine_mean: 0.0,
         parts_max_abs_diff: 0.0,
         tract_int8_matmuls: Vec::new(),
+        fallback,
         written: None,
     };
     compare_parts(&fp32, &int8, calibration, batch, &mut report)?;
@@ -221,8 +262,9 @@ pub fn write_int8(
     calibration: &Tensor,
     path: &Path,
     options: &Int8Options,
+    crm: Option<&FoldedCrm>,
 ) -> Result<QuantReport, ExportError> {
-    let (proto, mut report) = int8_graph(model, calibration, options)?;
+    let (proto, mut report) = int8_graph(model, calibration, options, crm)?;
     let nodes = proto.graph.as_ref().map_or(0, |g| g.node.len());
     let built = super::visual::BuiltGraph {
         model: proto,
@@ -244,6 +286,12 @@ fn check_options(o: &Int8Options) -> Result<(), ExportError> {
         return Err(ExportError::Option {
             name: "min_layer_cosine",
             msg: format!("{} is not a cosine (−1 … 1)", o.min_layer_cosine),
+        });
+    }
+    if !(0.0..=1.0).contains(&o.min_agreement) {
+        return Err(ExportError::Option {
+            name: "min_agreement",
+            msg: format!("{} is not a fraction (0 … 1)", o.min_agreement),
         });
     }
     if let ActivationRange::Percentile(p) = o.range {
@@ -323,6 +371,18 @@ fn decide(
             }
         })
         .collect()
+}
+
+/// Records in `layers` the ones the fallback sent back to float.
+fn mark_floated(layers: &mut [LayerReport], fb: &FallbackReport) {
+    for l in layers.iter_mut() {
+        if let Some((_, sensitivity)) = fb.floated.iter().find(|(id, _)| *id == l.id) {
+            l.form = LinearForm::Float;
+            l.kept_float = Some(format!(
+                "top-1 agreement fallback, sensitivity {sensitivity:.2e}"
+            ));
+        }
+    }
 }
 
 /// Runs both graphs in tract on the calibration images and fills the report's `parts`

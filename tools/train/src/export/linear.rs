@@ -79,6 +79,15 @@ impl LinearPlan {
         self.forms.get(&id).copied().unwrap_or(LinearForm::Float)
     }
 
+    /// The int8 layers, in id order.
+    pub fn int8_ids(&self) -> Vec<LinearId> {
+        self.forms
+            .iter()
+            .filter(|(_, f)| matches!(f, LinearForm::Int8 { .. }))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
     /// Number of int8 layers.
     pub fn int8_count(&self) -> usize {
         self.forms

@@ -15,6 +15,7 @@
 //!     calibration,
 //!     Path::new("models/demo/visual.int8.onnx"),
 //!     &int8::Int8Options::default(),
+//!     None,
 //! )?;
 //! println!("{report}");
 //! # Ok(()) }
@@ -29,11 +30,14 @@
 //! - [`quant`]: per-channel weight and static activation quantization.
 //! - [`tract_run`]: running a graph in tract (calibration, checks).
 //! - [`calibrate`]: activation ranges and per-layer errors over calibration images.
+//! - [`agreement`]: the accuracy-aware fallback (int8 layers back to float until the top-1
+//!   class agrees with fp32 on the calibration images).
 //! - [`int8`]: the int8 graph, `visual.int8.onnx`, and its [`int8::QuantReport`].
 //! - [`bundle`]: the whole bundle (`xrvlm-train export`): graphs, prompts, golden set,
 //!   manifest, verified through the runtime.
 //! - [`npy`], [`reference`]: reference inputs and outputs for `tools/check_onnx.py`.
 
+pub mod agreement;
 pub mod bundle;
 pub mod calibrate;
 pub mod graph;

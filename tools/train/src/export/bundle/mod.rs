@@ -200,8 +200,16 @@ fn write_files(
 ) -> Result<QuantReport, BundleError> {
     write_fp32(model, &dir.join(VISUAL_FP32))?;
     let calibration = calibration_tensor(train, opts.calibration_images, preprocess)?;
-    let quant = write_int8(model, &calibration, &dir.join(VISUAL_INT8), &opts.int8)?;
-    prompts::write_prompts(model, &dir.join(prompts::PROMPTS_FILE))?;
+    let prompts_file = dir.join(prompts::PROMPTS_FILE);
+    prompts::write_prompts(model, &prompts_file)?;
+    let crm = prompts::read_scorer(model, &prompts_file)?;
+    let quant = write_int8(
+        model,
+        &calibration,
+        &dir.join(VISUAL_INT8),
+        &opts.int8,
+        Some(&crm),
+    )?;
     golden::write_golden(model, eval, opts.golden, preprocess, dir)?;
     Ok(quant)
 }

@@ -6,8 +6,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::DType;
+use xrvlm_runtime::prompts::parse_prompts;
+use xrvlm_runtime::scoring::{CrmDims, FoldedCrm};
 
 use super::BundleError;
+use crate::model::classifier::Head as ModelHead;
 use crate::model::Model;
 
 /// File name inside the bundle.
@@ -24,4 +27,29 @@ pub fn write_prompts(model: &Model, path: &Path) -> Result<(), BundleError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// The runtime's scorer of the head written to `path` by [`write_prompts`], read back through
+/// the runtime's own parser, as the device will score.
+pub fn read_scorer(model: &Model, path: &Path) -> Result<FoldedCrm, BundleError> {
+    let ModelHead::Xrvlm { crm, .. } = &model.head else {
+        return Err(BundleError::Run("a bundle holds an XR-VLM head".into()));
+    };
+    let shape = crm.shape();
+    let dims = CrmDims::new(
+        model.num_classes(),
+        shape.parts,
+        shape.prompts,
+        shape.dim,
+        shape.crm_dim,
+        shape.hidden,
+    )
+    .map_err(|e| BundleError::Run(e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(|e| BundleError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let weights = parse_prompts(&bytes, path, dims, shape.scale as f32)
+        .map_err(|e| BundleError::Runtime(e.to_string()))?;
+    Ok(FoldedCrm::new(&weights))
 }
