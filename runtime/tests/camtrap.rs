@@ -211,6 +211,12 @@ fn events_become_event_observations_and_blank_frames_media_observations() {
     assert_eq!(descriptor["temporal"]["start"], "2026-09-22");
 }
 
+#[test]
+fn validator_accepts_the_standards_own_example_package() {
+    let problems = camtrap_schema::validate_package(&camtrap_schema::fixtures().join("example"));
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 /// Rewrites one cell of `file` in the package.
 fn break_cell(out: &Path, file: &str, row: usize, column: &str, value: &str) {
     let path = out.join(file);
