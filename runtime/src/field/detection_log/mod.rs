@@ -16,7 +16,7 @@ mod record;
 mod scan;
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub use record::{
@@ -168,8 +168,13 @@ fn set_aside_torn_tail(
     file: &File,
     good_len: u64,
 ) -> Result<RecoveryReport, LogError> {
-    let bytes = std::fs::read(path).map_err(io(path, "cannot read"))?;
-    let tail = &bytes[good_len as usize..];
+    let mut tail = Vec::new();
+    let mut reader = file;
+    reader
+        .seek(SeekFrom::Start(good_len))
+        .and_then(|_| reader.read_to_end(&mut tail))
+        .map_err(io(path, "cannot read the torn line"))?;
+    let tail = tail.as_slice();
     let side = free_side_file(path);
     let mut side_file = OpenOptions::new()
         .write(true)
