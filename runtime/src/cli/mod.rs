@@ -3,11 +3,13 @@
 //!
 //! Exit codes: 0 when everything succeeded, 1 on an error that stopped the command (a bundle
 //! refused, an output that cannot be written), 2 when the command finished but some inputs
-//! failed (an unreadable image in `classify`). Errors are printed once, with their causes. A
+//! failed (an unreadable image in `classify`, a log line that is not a record in
+//! `export-camtrap`). Errors are printed once, with their causes. A
 //! closed stdout (`| head`) ends the command quietly with 0.
 
 mod bench;
 mod classify;
+mod export_camtrap;
 mod info;
 mod inputs;
 mod output;
@@ -32,6 +34,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Time loading, preprocessing, the image model and scoring, and report peak memory.
     Bench(bench::BenchArgs),
+    /// Write a Camtrap DP package from a field detection log.
+    ExportCamtrap(export_camtrap::ExportCamtrapArgs),
 }
 
 /// How a command that ran to the end went.
@@ -50,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Info(args) => info::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::ExportCamtrap(args) => export_camtrap::run(args),
     };
     match result {
         Ok(Status::Success) => ExitCode::SUCCESS,

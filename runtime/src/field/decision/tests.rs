@@ -1,0 +1,230 @@
+//! Thresholds, per-class overrides, blank and unknown; events opening, extending and closing.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+
+fn score(label: &str, probability: f32) -> ClassScore {
+    ClassScore {
+        index: 0,
+        label: label.to_string(),
+        probability,
+    }
+}
+
+fn decider(edit: impl FnOnce(&mut DecisionConfig)) -> Decider {
+    let mut config = DecisionConfig::default();
+    edit(&mut config);
+    Decider::new(config)
+}
+
+fn species(label: &str, probability: f32) -> Outcome {
+    Outcome::Species {
+        label: label.into(),
+        probability,
+    }
+}
+
+fn unknown(label: &str, probability: f32) -> Outcome {
+    Outcome::Unknown {
+        best_guess: label.into(),
+        probability,
+    }
+}
+
+#[test]
+fn best_class_at_or_above_the_global_threshold_is_the_species() {
+    let d = decider(|c| c.threshold = 0.6);
+    let top = [score("bartail_finch", 0.6), score("blank", 0.3)];
+    assert_eq!(d.decide(&top), species("bartail_finch", 0.6));
+}
+
+#[test]
+fn best_class_below_the_threshold_is_unknown_with_the_guess() {
+    let d = decider(|c| c.threshold = 0.6);
+    let top = [score("bartail_finch", 0.59), score("blank", 0.3)];
+    assert_eq!(d.decide(&top), unknown("bartail_finch", 0.59));
+}
+
+#[test]
+fn per_class_threshold_overrides_the_global_one_both_ways() {
+    let d = decider(|c| {
+        c.threshold = 0.5;
+        c.thresholds.insert("greybill_chat".into(), 0.9);
+        c.thresholds.insert("twobar_shrike".into(), 0.3);
+    });
+    assert_eq!(d.threshold_for("greybill_chat"), 0.9);
+    assert_eq!(d.threshold_for("bartail_finch"), 0.5);
+    assert_eq!(
+        d.decide(&[score("greybill_chat", 0.8)]),
+        unknown("greybill_chat", 0.8)
+    );
+    assert_eq!(
+        d.decide(&[score("twobar_shrike", 0.35)]),
+        species("twobar_shrike", 0.35)
+    );
+}
+
+#[test]
+fn blank_label_above_its_threshold_is_blank() {
+    let d = decider(|c| {
+        c.blank_label = "empty".into();
+        c.thresholds.insert("empty".into(), 0.7);
+    });
+    assert_eq!(
+        d.decide(&[score("empty", 0.75)]),
+        Outcome::Blank { probability: 0.75 }
+    );
+    assert_eq!(d.decide(&[score("empty", 0.65)]), unknown("empty", 0.65));
+}
+
+#[test]
+fn without_unknowns_uncertain_frames_count_as_blank() {
+    let d = decider(|c| c.unknown_below_threshold = false);
+    assert_eq!(
+        d.decide(&[score("bartail_finch", 0.4)]),
+        Outcome::Blank { probability: 0.4 }
+    );
+}
+
+#[test]
+fn empty_prediction_is_unknown_without_a_guess() {
+    assert_eq!(decider(|_| {}).decide(&[]), unknown("", 0.0));
+}
+
+fn at(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds)
+}
+
+fn frame(id: &str, seconds: u64, outcome: Outcome) -> DecidedFrame {
+    DecidedFrame {
+        media_id: id.into(),
+        captured: at(seconds),
+        outcome,
+    }
+}
+
+fn blank() -> Outcome {
+    Outcome::Blank { probability: 0.9 }
+}
+
+#[test]
+fn frames_within_the_gap_form_one_event_and_a_late_frame_closes_it() {
+    let mut g = EventGrouper::new(Duration::from_secs(10), 7);
+    assert_eq!(g.push(&frame("a", 0, species("finch", 0.7))), None);
+    assert_eq!(g.push(&frame("b", 10, species("finch", 0.8))), None);
+    assert_eq!(g.push(&frame("c", 15, species("finch", 0.6))), None);
+    let event = g
+        .push(&frame("d", 26, species("chat", 0.9)))
+        .expect("gap of 11 s closes");
+    assert_eq!(event.id, 7);
+    assert_eq!((event.start, event.end), (at(0), at(15)));
+    assert_eq!(event.media_ids, ["a", "b", "c"]);
+    assert_eq!(
+        event.outcome,
+        EventOutcome::Species {
+            label: "finch".into()
+        }
+    );
+    assert_eq!(
+        (event.best_media_id.as_str(), event.best_probability),
+        ("b", 0.8)
+    );
+    assert!(g.is_open(), "frame d opened the next event");
+    let next = g.flush().unwrap();
+    assert_eq!(
+        (next.id, next.media_ids.clone()),
+        (8, vec!["d".to_string()])
+    );
+    assert_eq!(g.flush(), None);
+}
+
+#[test]
+fn blank_frames_neither_open_nor_extend_events() {
+    let mut g = EventGrouper::new(Duration::from_secs(10), 0);
+    assert_eq!(g.push(&frame("a", 0, blank())), None);
+    assert!(!g.is_open());
+    g.push(&frame("b", 1, species("finch", 0.7)));
+    g.push(&frame("c", 9, blank()));
+    // 12 s after b (the last animal frame), though only 3 s after the blank c.
+    let event = g
+        .push(&frame("d", 13, blank()))
+        .expect("closed by the gap since b");
+    assert_eq!(event.media_ids, ["b"]);
+    assert!(!g.is_open());
+}
+
+#[test]
+fn idle_check_closes_an_event_without_a_new_frame() {
+    let mut g = EventGrouper::new(Duration::from_secs(10), 0);
+    g.push(&frame("a", 0, species("finch", 0.7)));
+    assert_eq!(
+        g.close_if_idle(at(10)),
+        None,
+        "exactly the gap still extends"
+    );
+    assert_eq!(
+        g.close_if_idle(at(11)).map(|e| e.media_ids),
+        Some(vec!["a".into()])
+    );
+}
+
+#[test]
+fn summed_probability_decides_the_event_species() {
+    let mut g = EventGrouper::new(Duration::from_secs(60), 0);
+    // chat has the single best frame, finch the larger sum (0.55 + 0.6 > 0.95).
+    g.push(&frame("a", 0, species("finch", 0.55)));
+    g.push(&frame("b", 1, species("chat", 0.95)));
+    g.push(&frame("c", 2, species("finch", 0.6)));
+    g.push(&frame("d", 3, unknown("chat", 0.4)));
+    let event = g.flush().unwrap();
+    assert_eq!(
+        event.outcome,
+        EventOutcome::Species {
+            label: "finch".into()
+        }
+    );
+    assert_eq!(
+        (event.best_media_id.as_str(), event.best_probability),
+        ("c", 0.6)
+    );
+    assert_eq!(event.media_ids.len(), 4);
+}
+
+#[test]
+fn event_of_unknown_frames_is_unknown_with_the_most_voted_guess() {
+    let mut g = EventGrouper::new(Duration::from_secs(60), 0);
+    g.push(&frame("a", 0, unknown("finch", 0.3)));
+    g.push(&frame("b", 1, unknown("chat", 0.45)));
+    g.push(&frame("c", 2, unknown("finch", 0.2)));
+    let event = g.flush().unwrap();
+    assert_eq!(
+        event.outcome,
+        EventOutcome::Unknown {
+            best_guess: "finch".into()
+        }
+    );
+    assert_eq!(event.best_media_id, "a");
+}
+
+#[test]
+fn ties_go_to_the_label_voted_first() {
+    let mut g = EventGrouper::new(Duration::from_secs(60), 0);
+    g.push(&frame("a", 0, species("wren", 0.5)));
+    g.push(&frame("b", 1, species("chat", 0.5)));
+    assert_eq!(
+        g.flush().unwrap().outcome,
+        EventOutcome::Species {
+            label: "wren".into()
+        }
+    );
+}
+
+#[test]
+fn a_clock_stepping_back_extends_the_event() {
+    let mut g = EventGrouper::new(Duration::from_secs(10), 0);
+    g.push(&frame("a", 100, species("finch", 0.7)));
+    assert_eq!(g.push(&frame("b", 50, species("finch", 0.7))), None);
+    let event = g.flush().unwrap();
+    assert_eq!((event.start, event.end), (at(100), at(100)));
+}
