@@ -21,6 +21,7 @@
 //! - [`engine`]: the image model as a tract plan per precision (fp32, int8, f16), threads set.
 //! - [`timestamp`]: UTC timestamps (RFC 3339 and MegaDetector's form) without a date library.
 //! - [`classifier`]: bundle + plan + preprocessing + scoring: image files to predictions.
+//! - [`field`]: the field loop's parts: frame sources, motion gate and status screen.
 //! - [`prelude`]: the handful of names most callers need, for `use xrvlm_runtime::prelude::*`.
 //!
 //! The `xrvlm` binary (`src/main.rs`, commands in `src/cli/`) is a thin shell over these.
@@ -29,6 +30,7 @@
 pub mod bundle;
 pub mod classifier;
 pub mod engine;
+pub mod field;
 pub mod golden;
 pub mod image_io;
 pub mod integrity;
