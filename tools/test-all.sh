@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the build needs (none beyond a C compiler today; later issues add
-# libclang-dev for V4L2 bindings and the aarch64 cross toolchain + qemu).
+# System packages the build needs: a C compiler, and for the `camera` feature (V4L2) libclang,
+# which v4l's bindgen loads at build time, and the kernel's videodev2.h header.
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
+[ -e /usr/include/linux/videodev2.h ] || need_apt+=(linux-libc-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -22,6 +24,14 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 # No incremental caches: a one-shot build does not reuse them and they cost disk.
 export CARGO_INCREMENTAL=0
 
+# The field hardware (V4L2 camera, SSD1306 OLED, Linux framebuffer) is behind features of
+# xrvlm-runtime, off by default; `--all-features` would also ask for xrvlm-train's `cuda`.
+HARDWARE=(--features xrvlm-runtime/hardware)
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo clippy --workspace --all-targets --locked "${HARDWARE[@]}" -- -D warnings
+cargo test --workspace --locked "${HARDWARE[@]}"
+# The default build's stand-ins for the hardware ("rebuild with --features camera") are only
+# compiled without the features: run the runtime's unit tests once more that way.
+cargo test -p xrvlm-runtime --lib --locked

@@ -99,7 +99,7 @@ impl ImageLoadError {
     }
 
     /// Classifies a failure to read `path`.
-    fn from_io(path: &Path, source: io::Error) -> Self {
+    pub(crate) fn from_io(path: &Path, source: io::Error) -> Self {
         let path = path.to_path_buf();
         match source.kind() {
             io::ErrorKind::NotFound => Self::NotFound { path },
@@ -156,7 +156,7 @@ pub fn decode_rgb(bytes: &[u8], origin: &Path) -> Result<RgbImage, ImageLoadErro
 /// the missing rows; PIL refuses it ("image file is truncated"), and so do we. Inside scan
 /// data every FF byte is followed by 00 or a restart marker, so neither marker can occur
 /// there by accident; an EXIF thumbnail's markers come before the main image's scans.
-fn jpeg_ends_after_last_scan(bytes: &[u8]) -> bool {
+pub(crate) fn jpeg_ends_after_last_scan(bytes: &[u8]) -> bool {
     let Some(last_scan) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
         return false;
     };

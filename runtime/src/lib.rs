@@ -21,8 +21,9 @@
 //! - [`engine`]: the image model as a tract plan per precision (fp32, int8, f16), threads set.
 //! - [`timestamp`]: UTC timestamps (RFC 3339 and MegaDetector's form) without a date library.
 //! - [`classifier`]: bundle + plan + preprocessing + scoring: image files to predictions.
-//! - [`field`]: the field runtime's parts: board profiles, decisions and events, the detection
-//!   log, saved frames and the Camtrap DP export.
+//! - [`field`]: the field runtime's parts: board profiles, frame sources, the motion gate,
+//!   decisions and events, the detection log, saved frames, the status screen and the Camtrap DP
+//!   export.
 //! - [`prelude`]: the handful of names most callers need, for `use xrvlm_runtime::prelude::*`.
 //!
 //! The `xrvlm` binary (`src/main.rs`, commands in `src/cli/`) is a thin shell over these.

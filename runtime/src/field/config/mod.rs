@@ -14,18 +14,17 @@ mod byte_size;
 pub mod locate;
 mod raw;
 mod sections;
-mod utc_offset;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::timestamp::{UtcOffset, UtcOffsetError};
 pub use byte_size::{ByteSize, ByteSizeError};
 pub use sections::{
     DecisionConfig, Deployment, DisplayConfig, FolderConfig, FrameGeometry, LogConfig, LogLevel,
     ModelConfig, MotionConfig, MotionMode, OutputConfig, PixelFormat, SaveFrames, SourceConfig,
     SyntheticConfig, V4l2Config, DEFAULT_BLANK_LABEL, DEFAULT_EVENT_GAP_S, DEFAULT_THRESHOLD,
 };
-pub use utc_offset::{UtcOffset, UtcOffsetError};
 
 use locate::Position;
 use raw::RawProfile;

@@ -14,8 +14,8 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::byte_size::ByteSize;
-use super::utc_offset::UtcOffset;
 use crate::engine::Precision;
+use crate::timestamp::UtcOffset;
 
 /// Probability a class must reach to be reported as that species unless `[decision.thresholds]`
 /// says otherwise. 0.5 means the model puts more mass on this class than on all others together,

@@ -22,7 +22,7 @@ use super::species::{derive_species, Attributes, Species};
 use super::{SynthConfig, SynthError, BLANK_CLASS};
 
 /// Class stream of the empty frames (species use their index).
-const BLANK_STREAM: u64 = u64::MAX;
+pub const BLANK_STREAM: u64 = u64::MAX;
 /// Version of the output format and of the generator's drawing rules; bumped whenever the same
 /// parameters would give different files.
 pub const GENERATOR_VERSION: u32 = 1;

@@ -1,0 +1,67 @@
+//! Camera buffers to RGB: dispatch on the negotiated pixel format, and the error for a buffer
+//! that does not hold a valid frame. The conversions themselves are in [`super::yuyv`] and
+//! [`super::mjpeg`]; they are pure Rust and built without the `camera` feature, so they are tested
+//! everywhere.
+
+use image::RgbImage;
+
+use super::camera_settings::{Negotiated, PixelFormat};
+use super::{mjpeg, yuyv};
+
+/// Why a camera buffer could not be converted; the frame is recorded as failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// A YUYV buffer shorter than the negotiated size needs.
+    #[error(
+        "YUYV frame {width}x{height} (stride {stride} bytes): got {got} bytes, expected at \
+         least {expected}"
+    )]
+    YuyvTooShort {
+        /// Negotiated width.
+        width: u32,
+        /// Negotiated height.
+        height: u32,
+        /// Bytes per row.
+        stride: u32,
+        /// Bytes received.
+        got: usize,
+        /// Bytes needed.
+        expected: usize,
+    },
+    /// YUYV geometry that cannot be: odd width (pixels come in pairs), zero size, or a stride
+    /// below `2 × width`.
+    #[error("YUYV frame geometry {width}x{height} with stride {stride} bytes is invalid: {why}")]
+    YuyvGeometry {
+        /// Negotiated width.
+        width: u32,
+        /// Negotiated height.
+        height: u32,
+        /// Bytes per row.
+        stride: u32,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A YUYV conversion the `yuv` crate refused.
+    #[error("YUYV conversion failed: {0}")]
+    Yuyv(String),
+    /// An MJPEG buffer whose marker structure is broken (no SOI, a segment running past the end).
+    #[error("MJPEG frame is not a JPEG: {0}")]
+    NotJpeg(&'static str),
+    /// An MJPEG frame cut short (no end-of-image marker after the last scan), as when a USB
+    /// transfer drops packets.
+    #[error("MJPEG frame is truncated: no end-of-image marker after the last scan")]
+    Truncated,
+    /// The JPEG decoder's error.
+    #[error("MJPEG frame cannot be decoded: {0}")]
+    Jpeg(String),
+}
+
+/// The RGB image in a camera buffer of the negotiated format.
+pub fn to_rgb(format: &Negotiated, data: &[u8]) -> Result<RgbImage, ConvertError> {
+    match format.format {
+        PixelFormat::Yuyv => {
+            yuyv::yuyv_to_rgb(data, format.width, format.height, format.bytes_per_line)
+        }
+        PixelFormat::Mjpeg => mjpeg::mjpeg_to_rgb(data),
+    }
+}
