@@ -13,6 +13,7 @@ mod export_camtrap;
 mod info;
 mod inputs;
 mod output;
+mod run;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,9 @@ enum Command {
     Info(info::InfoArgs),
     /// Time loading, preprocessing, the image model and scoring, and report peak memory.
     Bench(bench::BenchArgs),
+    /// Run the field loop of a board profile: frames in, detection log, saved frames and
+    /// status display out, until the source ends or SIGTERM/SIGINT.
+    Run(run::RunArgs),
     /// Write a Camtrap DP package from a field detection log.
     ExportCamtrap(export_camtrap::ExportCamtrapArgs),
 }
@@ -54,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Info(args) => info::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Run(args) => run::run(args),
         Command::ExportCamtrap(args) => export_camtrap::run(args),
     };
     match result {

@@ -11,6 +11,7 @@
 //! - [`frame_store`]: saved event frames under a storage budget.
 //! - [`display`]: the status screen, drawn with embedded-graphics onto a PNG, an SSD1306 OLED or
 //!   the Linux framebuffer.
+//! - [`station`]: the loop itself, wiring all of the above together.
 //! - [`camtrap`]: the Camtrap DP export of a log.
 
 pub mod camtrap;
@@ -22,3 +23,4 @@ pub mod frame;
 pub mod frame_store;
 pub mod motion;
 pub mod source;
+pub mod station;

@@ -175,8 +175,8 @@ impl Profile {
         &self.origin.path
     }
 
-    /// Checks the labels the profile names (`decision.blank_label`, `decision.thresholds`,
-    /// a synthetic source's `classes`) against the bundle's class labels.
+    /// Checks the labels the profile names (`decision.blank_label`, `decision.thresholds`)
+    /// against the bundle's class labels.
     pub fn check_classes<'a>(
         &self,
         labels: impl IntoIterator<Item = &'a str>,
@@ -199,11 +199,6 @@ impl Profile {
             known("decision.blank_label".into(), &self.decision.blank_label)?;
             for label in self.decision.thresholds.keys() {
                 known(format!("decision.thresholds.{label}"), label)?;
-            }
-            if let SourceConfig::Synthetic(s) = &self.source {
-                for label in &s.classes {
-                    known("source.classes".into(), label)?;
-                }
             }
             Ok(())
         };
@@ -253,11 +248,7 @@ impl Profile {
         match &mut self.source {
             SourceConfig::V4l2(v) => resolve(&mut v.device),
             SourceConfig::Folder(f) => resolve(&mut f.path),
-            SourceConfig::Synthetic(s) => {
-                if let Some(world) = &mut s.world {
-                    resolve(world);
-                }
-            }
+            SourceConfig::Synthetic(_) => {}
         }
         match &mut self.display {
             DisplayConfig::None => {}

@@ -45,8 +45,9 @@ pub(super) struct RawSource {
     watch: Option<bool>,
     poll_interval_s: Option<u32>,
     seed: Option<u64>,
-    world: Option<PathBuf>,
-    classes: Option<Vec<String>>,
+    world: Option<u64>,
+    species: Option<usize>,
+    size: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -93,12 +94,13 @@ impl RawSource {
             ("poll_interval_s", self.poll_interval_s.is_some()),
             ("seed", self.seed.is_some()),
             ("world", self.world.is_some()),
-            ("classes", self.classes.is_some()),
+            ("species", self.species.is_some()),
+            ("size", self.size.is_some()),
         ];
         let allowed: &[&str] = match kind {
             SourceKind::V4l2 => &["device", "pixel_format", "width", "height", "fps"],
             SourceKind::Folder => &["path", "watch", "poll_interval_s"],
-            SourceKind::Synthetic => &["seed", "world", "classes", "width", "height", "fps"],
+            SourceKind::Synthetic => &["seed", "world", "species", "size"],
         };
         if let Some((key, _)) = used.iter().find(|(k, set)| *set && !allowed.contains(k)) {
             return Err(Problem::new(
@@ -126,12 +128,7 @@ impl RawSource {
                 watch: self.watch.unwrap_or(false),
                 poll_interval_s: self.poll_interval()?,
             }),
-            SourceKind::Synthetic => SourceConfig::Synthetic(SyntheticConfig {
-                seed: self.seed.unwrap_or(0),
-                world: self.world.clone(),
-                classes: self.classes.clone().unwrap_or_default(),
-                frame: frame()?,
-            }),
+            SourceKind::Synthetic => SourceConfig::Synthetic(self.synthetic()?),
         })
     }
 
@@ -145,6 +142,29 @@ impl RawSource {
         Problem::check_range("source.height", frame.height, 16, 8192)?;
         Problem::check_range("source.fps", frame.fps, 1, 120)?;
         Ok(frame)
+    }
+
+    fn synthetic(&self) -> Result<SyntheticConfig, Problem> {
+        let species = self.species.ok_or_else(|| {
+            Problem::new(
+                "source.species",
+                "required when kind = \"synthetic\": how many species of the world to draw",
+            )
+        })?;
+        Problem::check_range("source.species", species, 1, xrvlm_synth::MAX_CLASSES)?;
+        let size = self.size.unwrap_or(xrvlm_synth::DEFAULT_SIZE);
+        Problem::check_range(
+            "source.size",
+            size,
+            xrvlm_synth::MIN_SIZE,
+            xrvlm_synth::MAX_SIZE,
+        )?;
+        Ok(SyntheticConfig {
+            seed: self.seed.unwrap_or(0),
+            world: self.world.unwrap_or(xrvlm_synth::DEFAULT_WORLD),
+            species,
+            size,
+        })
     }
 
     fn poll_interval(&self) -> Result<u32, Problem> {

@@ -114,14 +114,15 @@ pub struct FolderConfig {
 /// Generated frames (`kind = "synthetic"`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntheticConfig {
-    /// Seed of the generator: the same seed gives the same frames.
+    /// Image seed (as `xrvlm-train synth --seed`): the same seed gives the same frames.
     pub seed: u64,
-    /// Folder of sample images the generator places into its scenes; `None` for plain scenes.
-    pub world: Option<PathBuf>,
-    /// Labels the generator draws from; empty for all.
-    pub classes: Vec<String>,
-    /// Frame size and rate.
-    pub frame: FrameGeometry,
+    /// World seed (as `--world`): which species exist.
+    pub world: u64,
+    /// How many of the world's species are drawn (as `--classes`); their names must be
+    /// classes of the bundle.
+    pub species: usize,
+    /// Frame side in pixels (square frames, as the generator draws them).
+    pub size: u32,
 }
 
 /// `[model]`.
@@ -347,6 +348,18 @@ pub enum DisplayConfig {
         /// Seconds between redraws.
         interval_s: u32,
     },
+}
+
+impl DisplayConfig {
+    /// Seconds between redraws (5 for no display: nothing is drawn then anyway).
+    pub fn interval_s(&self) -> u32 {
+        match self {
+            DisplayConfig::None => 5,
+            DisplayConfig::Png { interval_s, .. }
+            | DisplayConfig::Ssd1306 { interval_s, .. }
+            | DisplayConfig::Framebuffer { interval_s, .. } => *interval_s,
+        }
+    }
 }
 
 /// `[log]`: what the runtime reports besides detections.

@@ -162,15 +162,27 @@ pub struct HealthRecord {
     pub at: String,
     /// Seconds since start.
     pub uptime_s: u64,
-    /// Frames classified since start.
+    /// Frames taken from the source since start (scored, skipped by the gate, or failed).
     pub frames: u64,
+    /// Frames the model scored since start.
+    #[serde(default)]
+    pub inferences: u64,
+    /// Frames the motion gate skipped since start.
+    #[serde(default)]
+    pub skipped_by_gate: u64,
+    /// Frames the source lost (gaps in its sequence numbers) since start.
+    #[serde(default)]
+    pub dropped_frames: u64,
+    /// Times the source went away since start.
+    #[serde(default)]
+    pub outages: u64,
     /// Events closed since start.
     pub events: u64,
     /// Failures since start.
     pub failures: u64,
     /// Bytes of saved frames on disk.
     pub saved_frame_bytes: u64,
-    /// Mean classification latency since the last health record, if any frame ran.
+    /// Mean classification latency since start, if any frame ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_latency_ms: Option<f64>,
     /// Free bytes on the output file system, where known.
@@ -210,6 +222,8 @@ pub enum FailureStage {
     Classify,
     /// Saving the frame's JPEG.
     SaveFrame,
+    /// Drawing the status display.
+    Display,
 }
 
 /// `recovery`: a torn last line found on open, moved aside.
