@@ -240,6 +240,10 @@ impl OpenEvent {
     }
 }
 
+/// The most frames one event holds; a longer stay is logged as several events, so that an
+/// animal (or a swaying branch) in front of the camera all day cannot grow memory without end.
+pub const MAX_EVENT_FRAMES: usize = 1000;
+
 /// Groups decided frames into events; see the module documentation for the rule.
 #[derive(Debug)]
 pub struct EventGrouper {
@@ -266,7 +270,15 @@ impl EventGrouper {
 
     /// Takes the next frame (in capture order); returns the event it closed, if any.
     pub fn push(&mut self, frame: &DecidedFrame) -> Option<Event> {
-        let closed = self.close_if_idle(frame.captured);
+        let mut closed = self.close_if_idle(frame.captured);
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|e| e.media_ids.len() >= MAX_EVENT_FRAMES)
+        {
+            // An animal that stays for hours: its event is split rather than grown without end.
+            closed = self.flush();
+        }
         if frame.outcome.is_animal() {
             match &mut self.open {
                 Some(event) => event.add(frame),

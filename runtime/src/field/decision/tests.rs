@@ -228,3 +228,17 @@ fn a_clock_stepping_back_extends_the_event() {
     let event = g.flush().unwrap();
     assert_eq!((event.start, event.end), (at(100), at(100)));
 }
+
+#[test]
+fn an_animal_that_never_leaves_is_split_into_bounded_events() {
+    let mut g = EventGrouper::new(Duration::from_secs(60), 1);
+    let mut closed = Vec::new();
+    for i in 0..(2 * MAX_EVENT_FRAMES as u64 + 5) {
+        closed.extend(g.push(&frame(&format!("f{i}"), i, species("wren", 0.9))));
+    }
+    closed.extend(g.flush());
+    let sizes: Vec<usize> = closed.iter().map(|e| e.media_ids.len()).collect();
+    assert_eq!(sizes, [MAX_EVENT_FRAMES, MAX_EVENT_FRAMES, 5]);
+    let ids: Vec<u64> = closed.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [1, 2, 3]);
+}

@@ -173,3 +173,39 @@ fn open_display(config: &DisplayConfig) -> Result<Option<Box<dyn StatusDisplay>>
         }
     })
 }
+
+#[cfg(all(test, not(feature = "camera")))]
+mod tests {
+    use super::*;
+
+    /// Without the `camera` feature a camera profile is refused before anything is loaded,
+    /// saying which feature to build with.
+    #[test]
+    fn a_camera_profile_without_the_camera_feature_says_how_to_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"
+[deployment]
+id = "cam"
+location_name = "Somewhere"
+latitude = 0.0
+longitude = 0.0
+utc_offset = "+00:00"
+
+[source]
+kind = "v4l2"
+
+[model]
+bundle = "no-such-bundle"
+
+[output]
+folder = "out"
+"#;
+        let profile = Profile::parse(text, &dir.path().join("board.toml")).unwrap();
+        let options = StationOptions::from_profile(&profile);
+        let Err(error) = open_station(&profile, options) else {
+            panic!("a camera profile opened without camera support");
+        };
+        let message = error.to_string();
+        assert!(message.contains("--features camera"), "{message}");
+    }
+}
