@@ -21,6 +21,7 @@
 //! - [`engine`]: the image model as a tract plan per precision (fp32, int8, f16), threads set.
 //! - [`timestamp`]: UTC timestamps (RFC 3339 and MegaDetector's form) without a date library.
 //! - [`classifier`]: bundle + plan + preprocessing + scoring: image files to predictions.
+//! - [`check`]: the accuracy check a device runs on itself (`xrvlm check`).
 //! - [`field`]: the field runtime's parts: board profiles, frame sources, the motion gate,
 //!   decisions and events, the detection log, saved frames, the status screen and the Camtrap DP
 //!   export.
@@ -30,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod bundle;
+pub mod check;
 pub mod classifier;
 pub mod engine;
 pub mod field;

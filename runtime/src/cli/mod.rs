@@ -4,10 +4,11 @@
 //! Exit codes: 0 when everything succeeded, 1 on an error that stopped the command (a bundle
 //! refused, an output that cannot be written), 2 when the command finished but some inputs
 //! failed (an unreadable image in `classify`, a log line that is not a record in
-//! `export-camtrap`). Errors are printed once, with their causes. A
+//! `export-camtrap`), 3 when `check` found a regression. Errors are printed once, with their causes. A
 //! closed stdout (`| head`) ends the command quietly with 0.
 
 mod bench;
+mod check;
 mod classify;
 mod export_camtrap;
 mod info;
@@ -33,6 +34,9 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Print a bundle's manifest and verify every file.
     Info(info::InfoArgs),
+    /// Check the bundle on this device: golden parity and a labelled set's accuracy against
+    /// the manifest's reference figures (exit code 3 on a regression).
+    Check(check::CheckArgs),
     /// Time loading, preprocessing, the image model and scoring, and report peak memory.
     Bench(bench::BenchArgs),
     /// Run the field loop of a board profile: frames in, detection log, saved frames and
@@ -49,6 +53,8 @@ pub enum Status {
     Success,
     /// The command finished, but some inputs failed (and were recorded).
     SomeInputsFailed,
+    /// `check` measured a figure outside its tolerance.
+    Regression,
 }
 
 /// Parses the command line, runs the command and maps the outcome to an exit code.
@@ -58,12 +64,14 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Info(args) => info::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::ExportCamtrap(args) => export_camtrap::run(args),
     };
     match result {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::SomeInputsFailed) => ExitCode::from(2),
+        Ok(Status::Regression) => ExitCode::from(3),
         // The reader of stdout went away (`xrvlm classify … | head`): stop quietly, as Unix
         // filters do, instead of reporting an error nobody asked about.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
