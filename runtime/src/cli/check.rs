@@ -25,7 +25,7 @@ use super::classify::default_threads;
 use super::Status;
 
 /// Appends one formatted line to a `String`.
-macro_rules! line {
+macro_rules! say {
     ($out:expr, $($arg:tt)*) => {
         writeln!($out, $($arg)*).expect("writing to a String cannot fail")
     };
@@ -153,7 +153,8 @@ fn summary(r: &Report) -> String {
         100.0 * r.golden.top1_agreement
     );
     if let Some(a) = &r.labelled {
-        line!(&mut out, 
+        say!(
+            &mut out,
             "labelled set: {} images, top-1 {:.2} %, top-5 {:.2} %{}; latency median {:.1} ms, p90 {:.1} ms",
             a.images,
             100.0 * a.top1,
@@ -192,11 +193,11 @@ fn summary(r: &Report) -> String {
             }
         }
         for (path, error) in &a.failures {
-            line!(&mut out, "  unreadable: {path}: {error}");
+            say!(&mut out, "  unreadable: {path}: {error}");
         }
     }
     if r.regressions.is_empty() {
-        line!(&mut out, "PASS");
+        say!(&mut out, "PASS");
     }
     for regression in &r.regressions {
         line!(
