@@ -136,7 +136,7 @@ pub fn run(args: CheckArgs) -> Result<Status> {
 /// The human-readable summary.
 fn summary(r: &Report) -> String {
     let mut out = String::new();
-    line!(
+    say!(
         &mut out,
         "check {} ({}) at {}, {} threads",
         r.bundle,
@@ -144,7 +144,7 @@ fn summary(r: &Report) -> String {
         r.precision,
         r.threads
     );
-    line!(
+    say!(
         &mut out,
         "golden: {} images, max |Δlogit| {:.6} (limit {:.6}), top-1 agreement with fp32 {:.1} %",
         r.golden.images,
@@ -167,7 +167,7 @@ fn summary(r: &Report) -> String {
             a.latency_ms.p90
         );
         for c in &a.per_class {
-            line!(
+            say!(
                 &mut out,
                 "  {:<28} {:>5} images  top-1 {:6.2} %",
                 c.label,
@@ -184,7 +184,7 @@ fn summary(r: &Report) -> String {
                     .map(|(l, n)| format!("{l} ×{n}"))
                     .collect();
                 if !confusions.is_empty() {
-                    line!(
+                    say!(
                         &mut out,
                         "  worst: {label} mistaken for {}",
                         confusions.join(", ")
@@ -200,7 +200,7 @@ fn summary(r: &Report) -> String {
         say!(&mut out, "PASS");
     }
     for regression in &r.regressions {
-        line!(
+        say!(
             &mut out,
             "FAIL {}: {}",
             regression.figure,
