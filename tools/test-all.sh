@@ -12,6 +12,10 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
 [ -e /usr/include/linux/videodev2.h ] || need_apt+=(linux-libc-dev)
+# The boards' build (aarch64): Debian's cross linker and qemu to run what it builds.
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
+command -v file >/dev/null 2>&1 || need_apt+=(file)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -20,6 +24,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+rustup target list --installed | grep -qx aarch64-unknown-linux-musl \
+    || rustup target add aarch64-unknown-linux-musl
 
 # No incremental caches: a one-shot build does not reuse them and they cost disk.
 export CARGO_INCREMENTAL=0
@@ -35,3 +41,16 @@ cargo test --workspace --locked "${HARDWARE[@]}"
 # The default build's stand-ins for the hardware ("rebuild with --features camera") are only
 # compiled without the features: run the runtime's unit tests once more that way.
 cargo test -p xrvlm-runtime --lib --locked
+
+# The boards (aarch64), built once: the static musl target, linked by Debian's aarch64 gcc and
+# run by qemu (.cargo/config.toml). The runtime's tests run under emulation, tract's ARM int8
+# kernels included; tests that start the `xrvlm` binary start it through qemu too.
+AARCH64=aarch64-unknown-linux-musl
+XRVLM_TEST_RUNNER=qemu-aarch64 cargo test -p xrvlm-runtime --locked --target "$AARCH64"
+# That build's `xrvlm` is one static binary; on the device it first proves the demo bundle at
+# int8 against the manifest (exit 3 on a regression).
+kind=$(file "target/$AARCH64/debug/xrvlm")
+echo "$kind"
+grep -q "statically linked" <<<"$kind"
+qemu-aarch64 "target/$AARCH64/debug/xrvlm" check --bundle models/demo --precision int8 \
+    --report "target/$AARCH64/check-report.json"

@@ -3,9 +3,10 @@
 //! schemas, and the validator rejects broken packages naming the column.
 
 mod camtrap_schema;
+mod common;
 
 use std::path::Path;
-use std::process::Command;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use xrvlm_runtime::classifier::ClassScore;
@@ -31,6 +32,7 @@ camera_height_m = 0.5
 [source]
 kind = "synthetic"
 seed = 7
+species = 12
 
 [model]
 bundle = "bundle"
@@ -320,7 +322,7 @@ fn cli_exports_a_valid_package_with_the_profile_deployment() {
     let log = write_log(dir.path());
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = dir.path().join("cli-package");
-    let status = Command::new(env!("CARGO_BIN_EXE_xrvlm"))
+    let status = common::xrvlm()
         .arg("export-camtrap")
         .arg(&log)
         .arg("--out")

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use prost::Message;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -16,7 +16,7 @@ fn demo_bundle() -> PathBuf {
 }
 
 fn check(args: &[&str], report: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xrvlm"))
+    common::xrvlm()
         .arg("check")
         .args(args)
         .arg("--report")

@@ -5,13 +5,13 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::bundle_writer::{random_image, write_bundle, Spec};
 use serde_json::Value;
 
 fn xrvlm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xrvlm"))
+    common::xrvlm()
         .args(args)
         .output()
         .expect("the xrvlm binary runs")

@@ -8,3 +8,20 @@ pub mod rng;
 pub mod weights;
 
 use xrvlm_runtime::scoring::{CrmDims, CrmWeights, WeightsError};
+
+/// The `xrvlm` binary under test, as a command. Where the tests run under emulation (an aarch64
+/// build on an x86 machine without binfmt_misc, `tools/test-all.sh`), `XRVLM_TEST_RUNNER` names
+/// the emulator (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`) that runs it.
+pub fn xrvlm() -> std::process::Command {
+    let binary = env!("CARGO_BIN_EXE_xrvlm");
+    let runner = std::env::var("XRVLM_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        None => std::process::Command::new(binary),
+        Some(emulator) => {
+            let mut command = std::process::Command::new(emulator);
+            command.args(words).arg(binary);
+            command
+        }
+    }
+}
