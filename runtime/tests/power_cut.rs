@@ -274,7 +274,10 @@ fn sigterm_finishes_cleanly() {
     let mut run = Run::start(&profile);
     let mut seen = run.wait_for("event ");
     // SAFETY: kill(2) with a valid pid of our own child and a valid signal number.
-    assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) },
+        0
+    );
     let status = run.child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
     seen.extend(run.lines.iter());
