@@ -26,6 +26,7 @@ use std::sync::Arc;
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::floats::FloatPrecisionTranslator;
+use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 use tract_onnx::tract_core::transform::ModelTransform;
 
 use crate::bundle::Bundle;
@@ -172,6 +173,25 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The matrix-product kernels tract chose for the integer products of this plan (empty for
+    /// a float plan), e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT: the proof that
+    /// int8 runs as int8 on this machine.
+    pub fn int8_kernels(&self) -> Vec<String> {
+        let mut kernels: Vec<String> = self
+            .runnable
+            .model()
+            .nodes()
+            .iter()
+            .filter_map(|node| node.op_as::<OptMatMul>())
+            .flat_map(|op| op.mmm.iter())
+            .filter(|kernel| kernel.internal_type() == DatumType::I32)
+            .map(|kernel| kernel.name().to_string())
+            .collect();
+        kernels.sort();
+        kernels.dedup();
+        kernels
+    }
+
     /// Loads and optimizes the bundle's image model for `options`.
     pub fn load(bundle: &Bundle, options: PlanOptions) -> Result<Self, EngineError> {
         let precision = options.precision;

@@ -179,3 +179,27 @@ fn a_damaged_int8_model_fails_the_golden_parity() {
     );
     assert!(out.status.success());
 }
+
+#[test]
+fn the_int8_plan_runs_integer_kernels_and_sdot_where_the_cpu_has_it() {
+    use xrvlm_runtime::bundle::Bundle;
+    use xrvlm_runtime::engine::{Plan, PlanOptions, Precision};
+    let bundle = Bundle::open(&demo_bundle()).unwrap();
+    let load = |precision| {
+        let options = PlanOptions {
+            precision,
+            threads: 1.try_into().unwrap(),
+        };
+        Plan::load(&bundle, options).unwrap()
+    };
+    let kernels = load(Precision::Int8).int8_kernels();
+    assert!(!kernels.is_empty(), "the int8 plan has no integer kernels");
+    assert!(kernels.iter().all(|k| k.contains("i32")), "{kernels:?}");
+    // On ARMv8.2+ (Cortex-A76 of the Pi 5, A78AE of the Orin, qemu's `max` CPU) tract must pick
+    // its SDOT kernel: the 4x faster one the int8 export is designed for.
+    #[cfg(target_arch = "aarch64")]
+    if std::arch::is_aarch64_feature_detected!("dotprod") {
+        assert!(kernels.iter().any(|k| k.contains("dot")), "{kernels:?}");
+    }
+    assert!(load(Precision::Fp32).int8_kernels().is_empty());
+}

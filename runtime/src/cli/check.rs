@@ -68,6 +68,8 @@ struct Report {
     model: String,
     precision: String,
     threads: usize,
+    /// The integer matrix kernels tract runs (int8 only).
+    int8_kernels: Vec<String>,
     passed: bool,
     golden: GoldenParity,
     labelled: Option<Accuracy>,
@@ -113,6 +115,7 @@ pub fn run(args: CheckArgs) -> Result<Status> {
         model: format!("{} {}", manifest.model.name, manifest.model.version),
         precision: args.precision.as_str().to_string(),
         threads: threads.get(),
+        int8_kernels: classifier.plan().int8_kernels(),
         passed: regressions.is_empty(),
         golden,
         labelled,
@@ -143,6 +146,15 @@ fn summary(r: &Report) -> String {
         r.model,
         r.precision,
         r.threads
+    );
+    say!(
+        &mut out,
+        "int8 kernels: {}",
+        if r.int8_kernels.is_empty() {
+            "none (a float plan)".to_string()
+        } else {
+            r.int8_kernels.join(", ")
+        }
     );
     say!(
         &mut out,
