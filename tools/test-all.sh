@@ -43,14 +43,15 @@ cargo test --workspace --locked "${HARDWARE[@]}"
 cargo test -p xrvlm-runtime --lib --locked
 
 # The boards (aarch64), built once: the static musl target, linked by Debian's aarch64 gcc and
-# run by qemu (.cargo/config.toml). The runtime's tests run under emulation, tract's ARM int8
-# kernels included; tests that start the `xrvlm` binary start it through qemu too.
+# run by qemu as a Cortex-A76, the Raspberry Pi 5's core (.cargo/config.toml). The runtime's
+# tests run under emulation, tract's ARM int8 (SDOT) and fp16 kernels included; tests that
+# start the `xrvlm` binary start it through qemu too.
 AARCH64=aarch64-unknown-linux-musl
-XRVLM_TEST_RUNNER=qemu-aarch64 cargo test -p xrvlm-runtime --locked --target "$AARCH64"
+XRVLM_TEST_RUNNER="qemu-aarch64 -cpu cortex-a76" cargo test -p xrvlm-runtime --locked --target "$AARCH64"
 # That build's `xrvlm` is one static binary; on the device it first proves the demo bundle at
 # int8 against the manifest (exit 3 on a regression).
 kind=$(file "target/$AARCH64/debug/xrvlm")
 echo "$kind"
 grep -q "statically linked" <<<"$kind"
-qemu-aarch64 "target/$AARCH64/debug/xrvlm" check --bundle models/demo --precision int8 \
+qemu-aarch64 -cpu cortex-a76 "target/$AARCH64/debug/xrvlm" check --bundle models/demo --precision int8 \
     --report "target/$AARCH64/check-report.json"
