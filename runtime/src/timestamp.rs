@@ -254,6 +254,32 @@ impl std::fmt::Display for UtcOffset {
     }
 }
 
+/// The instant an RFC 3339 timestamp to the second names (`2021-04-11T20:43:09+01:00`, or `Z`),
+/// as this module writes them; `None` for anything else.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let (date, rest) = text.split_once('T')?;
+    let (clock, offset) = rest.split_at_checked(8)?;
+    let mut d = date.splitn(3, '-');
+    let mut c = clock.splitn(3, ':');
+    let number = |part: Option<&str>, digits: usize| -> Option<i64> {
+        let part = part.filter(|p| p.len() == digits && p.bytes().all(|b| b.is_ascii_digit()))?;
+        part.parse().ok()
+    };
+    let civil = CivilTime::new(
+        number(d.next(), 4)?,
+        u32::try_from(number(d.next(), 2)?).ok()?,
+        u32::try_from(number(d.next(), 2)?).ok()?,
+        u32::try_from(number(c.next(), 2)?).ok()?,
+        u32::try_from(number(c.next(), 2)?).ok()?,
+        u32::try_from(number(c.next(), 2)?).ok()?,
+    )?;
+    let seconds = civil.unix_seconds(UtcOffset::parse(offset)?);
+    Some(match u64::try_from(seconds) {
+        Ok(after) => UNIX_EPOCH + std::time::Duration::from_secs(after),
+        Err(_) => UNIX_EPOCH - std::time::Duration::from_secs(seconds.unsigned_abs()),
+    })
+}
+
 /// Seconds since the Unix epoch of `t`, negative before it.
 pub fn unix_seconds(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -389,6 +415,25 @@ mod tests {
 #[cfg(test)]
 mod offset_formatting {
     use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_and_refuses_other_forms() {
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_618_170_189);
+        let text = UtcOffset::parse("+01:00").unwrap().rfc3339(t);
+        assert_eq!(text, "2021-04-11T20:43:09+01:00");
+        assert_eq!(parse_rfc3339(&text), Some(t));
+        assert_eq!(parse_rfc3339("2021-04-11T19:43:09Z"), Some(t));
+        for bad in [
+            "",
+            "2021-04-11 20:43:09+01:00",
+            "2021-04-11T20:43:09",
+            "2021-02-30T00:00:00Z",
+            "2021-04-11T20:43:9+01:00",
+            "2021-04-11T20:43:09+1:00",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_local_time_with_the_offset() {

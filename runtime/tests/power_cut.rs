@@ -120,6 +120,17 @@ impl Run {
     }
 }
 
+/// Sends SIGTERM and checks the run exits 0.
+fn stop_with_sigterm(run: &mut Run) {
+    // SAFETY: kill(2) with a valid pid of our own child and a valid signal number.
+    assert_eq!(
+        unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let status = run.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
 /// Ids of the events printed as `event N logged: ...`.
 fn reported_events(lines: &[String]) -> Vec<u64> {
     lines
@@ -222,11 +233,32 @@ fn sigkill_at_random_moments_never_loses_a_reported_event_or_a_line() {
             last_torn_len = None;
         }
     }
-    // One clean run to the first events: it must recover the last cut's torn tail, if any.
-    let run = Run::start(&profile);
-    let seen = run.wait_for("event ");
-    reported.extend(run.kill(seen));
+    // One last run, to its first event and then stopped cleanly: it recovers the last cut's
+    // torn tail (if any) and closes the events the cuts left open.
+    let mut run = Run::start(&profile);
+    let mut seen = run.wait_for("event ");
+    stop_with_sigterm(&mut run);
+    seen.extend(run.lines.iter());
+    reported.extend(reported_events(&seen));
     check_after_cut(&log, CUTS);
+    // No sighting lost to a cut: every animal frame of the log is in exactly one event.
+    let (entries, _) = read_records(&log).unwrap();
+    let mut in_events = std::collections::HashMap::new();
+    for entry in &entries {
+        if let Record::Event(e) = &entry.record {
+            for id in &e.media_ids {
+                *in_events.entry(id.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    for entry in &entries {
+        if let Record::Frame(f) = &entry.record {
+            if f.outcome.is_animal() {
+                let events = in_events.get(&f.media_id).copied().unwrap_or(0);
+                assert_eq!(events, 1, "frame {} is in {events} events", f.media_id);
+            }
+        }
+    }
 
     let logged = logged_events(&log);
     for id in &reported {
@@ -273,13 +305,7 @@ fn sigterm_finishes_cleanly() {
     let log = dir.path().join("out").join(DETECTION_LOG_FILE);
     let mut run = Run::start(&profile);
     let mut seen = run.wait_for("event ");
-    // SAFETY: kill(2) with a valid pid of our own child and a valid signal number.
-    assert_eq!(
-        unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) },
-        0
-    );
-    let status = run.child.wait().unwrap();
-    assert!(status.success(), "exit status {status}");
+    stop_with_sigterm(&mut run);
     seen.extend(run.lines.iter());
     let reported = reported_events(&seen);
     let (entries, problems) = read_records(&log).unwrap();

@@ -440,3 +440,55 @@ fn reconyx_photos_are_read_with_their_exif_time_at_the_profile_offset() {
     }
     assert_events_match_frames(&records);
 }
+
+#[test]
+fn an_event_left_open_by_a_power_cut_is_logged_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile(dir.path(), "kind = \"synthetic\"\nspecies = 12", "64 MiB");
+    let mut first = station(&profile, Box::new(synthetic(9)), FileWriter, options(None));
+    first.run(&AtomicBool::new(false), |_| {}).unwrap();
+    drop(first);
+    // The power went before the last event record (and the health record after it) was
+    // written: cut the log back to the last frame record.
+    let log = profile.output.folder.join(DETECTION_LOG_FILE);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let last_frame = lines
+        .iter()
+        .rposition(|l| l.contains("\"type\":\"frame\""))
+        .unwrap();
+    let lost_event = lines[last_frame + 1..]
+        .iter()
+        .find(|l| l.contains("\"type\":\"event\""))
+        .map(|l| serde_json::from_str::<Entry>(l).unwrap());
+    let Some(Entry {
+        record: Record::Event(lost),
+        ..
+    }) = lost_event
+    else {
+        panic!("the last burst was not an animal event; pick another seed");
+    };
+    std::fs::write(&log, lines[..=last_frame].join("\n") + "\n").unwrap();
+
+    let second = station(&profile, Box::new(synthetic(0)), FileWriter, options(None));
+    drop(second);
+    let records = records(&profile);
+    let recovered: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Event(e) if e.media_ids == lost.media_ids => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        recovered.len(),
+        1,
+        "the open event is logged once, at the start"
+    );
+    assert_eq!(recovered[0].event_id, lost.event_id);
+    assert_eq!(
+        (&recovered[0].start, &recovered[0].end),
+        (&lost.start, &lost.end)
+    );
+    assert_events_match_frames(&records);
+}

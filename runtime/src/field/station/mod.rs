@@ -18,11 +18,13 @@
 //!   says about earlier runs.
 //! - [`counters`]: the running figures health records report.
 //! - [`disk_space`]: free space on the output file system.
+//! - [`resume`]: the event a power cut left open, closed at the next start.
 //! - [`thermal`]: the SoC temperature.
 
 pub mod assemble;
 pub mod counters;
 pub mod disk_space;
+pub mod resume;
 pub mod thermal;
 
 use std::io::Cursor;
@@ -37,8 +39,8 @@ use self::counters::Counters;
 use super::config::{ConfigError, Profile, SaveFrames, UtcOffset};
 use super::decision::{DecidedFrame, Decider, Event, EventGrouper, Outcome};
 use super::detection_log::{
-    utc, DetectionLog, Entry, EventRecord, FailureRecord, FailureStage, FrameRecord, LogError,
-    ModelRecord, OpenReport, Record, StartRecord, TopClass,
+    read_records, utc, DetectionLog, Entry, EventRecord, FailureRecord, FailureStage, FrameRecord,
+    LogError, ModelRecord, OpenReport, Record, StartRecord, TopClass,
 };
 use super::display::{Sighting, Status, StatusDisplay};
 use super::frame::{Capture, Frame};
@@ -211,7 +213,24 @@ impl<W: FrameWriter> Station<W> {
         }
         let start = station.start_record(profile);
         station.log.append(Record::Start(start))?;
+        station.close_unfinished_events()?;
         Ok(station)
+    }
+
+    /// Logs the events a power cut left open (their frames are in the log, no event names
+    /// them), numbered on from the last event.
+    fn close_unfinished_events(&mut self) -> Result<(), LogError> {
+        let (entries, _) = read_records(self.log.path())?;
+        let mut ignore = |_: &Entry| {};
+        for frame in resume::unfinished_frames(&entries) {
+            if let Some(event) = self.events.push(&frame) {
+                self.log_event(&event, &mut ignore)?;
+            }
+        }
+        if let Some(event) = self.events.flush() {
+            self.log_event(&event, &mut ignore)?;
+        }
+        Ok(())
     }
 
     /// The source, as logged.
