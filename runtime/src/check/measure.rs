@@ -129,13 +129,7 @@ impl Latency {
 
 /// Classifies `set` one image at a time (as the field loop does) and scores the answers.
 pub fn accuracy(classifier: &Classifier, set: &[LabelledImage]) -> Result<Accuracy, EngineError> {
-    let labels: Vec<&str> = classifier
-        .bundle()
-        .manifest()
-        .classes
-        .iter()
-        .map(|c| c.label.as_str())
-        .collect();
+    let labels: Vec<&str> = classifier.bundle().manifest().labels().collect();
     let classes = labels.len();
     let mut confusion = vec![vec![0usize; classes]; classes];
     let (mut top1, mut top5) = (0, 0);

@@ -98,7 +98,7 @@ pub fn run(args: CheckArgs) -> Result<Status> {
     let labelled = match &args.data {
         None => None,
         Some(path) => {
-            let labels: Vec<&str> = manifest.classes.iter().map(|c| c.label.as_str()).collect();
+            let labels: Vec<&str> = manifest.labels().collect();
             let set = read_labelled_set(path, &labels)?;
             Some(accuracy(&classifier, &set)?)
         }

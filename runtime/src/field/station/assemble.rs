@@ -44,13 +44,7 @@ pub fn open_station(profile: &Profile, options: StationOptions) -> Result<Statio
         source,
     })?;
     let log = DetectionLog::open(&output.join(DETECTION_LOG_FILE))?;
-    let labels: Vec<&str> = classifier
-        .bundle()
-        .manifest()
-        .classes
-        .iter()
-        .map(|c| c.label.as_str())
-        .collect();
+    let labels: Vec<&str> = classifier.bundle().manifest().labels().collect();
     let (source, live) = open_source(&profile.source, log.0.path(), &labels)?;
     let display = open_display(&profile.display)?;
     let parts = Parts {

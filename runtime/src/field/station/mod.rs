@@ -177,7 +177,7 @@ impl<W: FrameWriter> Station<W> {
         options: StationOptions,
     ) -> Result<Self, StationError> {
         let manifest = parts.classifier.bundle().manifest();
-        profile.check_classes(manifest.classes.iter().map(|c| c.label.as_str()))?;
+        profile.check_classes(manifest.labels())?;
         let output = profile.output.folder.clone();
         std::fs::create_dir_all(&output).map_err(|source| StationError::Output {
             path: output.clone(),
