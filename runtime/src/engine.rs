@@ -279,12 +279,35 @@ impl Plan {
     }
 }
 
-/// ONNX file → typed model for one image (→ f16) → optimized → runnable on a pool of `threads`.
+/// ONNX file → optimized model ([`optimized`]) → runnable on a pool of `threads`.
 fn build(
     file: &std::path::Path,
     image_size: usize,
     options: PlanOptions,
 ) -> TractResult<Arc<TypedRunnableModel>> {
+    runnable(optimized(file, image_size, options)?, options)
+}
+
+/// tract's optimized model ([`tract_optimized`]) with our pass over it: the int8 plan's
+/// activation quantizers replaced by [`quantize_pass::Quantize`] (same bytes, vectorized).
+fn optimized(
+    file: &std::path::Path,
+    image_size: usize,
+    options: PlanOptions,
+) -> TractResult<TypedModel> {
+    let mut model = tract_optimized(file, image_size, options)?;
+    if options.precision == Precision::Int8 {
+        quantize_pass::replace_quantizers(&mut model)?;
+    }
+    Ok(model)
+}
+
+/// ONNX file → typed model for one image (→ f16) → optimized by tract.
+fn tract_optimized(
+    file: &std::path::Path,
+    image_size: usize,
+    options: PlanOptions,
+) -> TractResult<TypedModel> {
     let mut model = tract_onnx::onnx()
         .model_for_path(file)?
         .with_input_fact(0, f32::fact([1, 3, image_size, image_size]).into())?
@@ -294,7 +317,11 @@ fn build(
         FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
             .transform(&mut model)?;
     }
-    let model = model.into_optimized()?;
+    model.into_optimized()
+}
+
+/// The model, runnable on its own pool of `options.threads`.
+fn runnable(model: TypedModel, options: PlanOptions) -> TractResult<Arc<TypedRunnableModel>> {
     let executor = match options.threads.get() {
         1 => Executor::SingleThread,
         n => Executor::multithread(n),
@@ -306,5 +333,11 @@ fn build(
     model.into_runnable_with_options(&run_options)
 }
 
+mod profile;
+mod quantize_pass;
+pub use profile::{OpTime, Profile};
+
 #[cfg(test)]
 mod f16_tests;
+#[cfg(test)]
+mod int8_tests;

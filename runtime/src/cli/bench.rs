@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
-use xrvlm_runtime::engine::{PlanOptions, Precision};
+use xrvlm_runtime::engine::{PlanOptions, Precision, Profile};
 use xrvlm_runtime::image_io::load_rgb;
 
 use super::Status;
@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Images to cycle over (default: the bundle's golden images).
     #[arg(long = "image")]
     pub images: Vec<PathBuf>,
+    /// Also time every operation of the image model over this many frames and print where the
+    /// time goes, per kind of operation.
+    #[arg(long, value_name = "FRAMES")]
+    pub profile: Option<NonZeroUsize>,
 }
 
 /// Per-frame durations of each stage.
@@ -84,6 +88,12 @@ pub fn run(args: BenchArgs) -> Result<Status> {
         "{}",
         report(&args, verify, plan, &samples, peak_memory_kib())
     );
+    if let Some(frames) = args.profile {
+        let decoded = load_rgb(&images[0])?;
+        let input = classifier.preprocess().apply(&decoded)?;
+        let profile = classifier.plan().profile(&input, frames.get())?;
+        print!("{}", profile_report(&profile, frames.get()));
+    }
     Ok(Status::Success)
 }
 
@@ -174,6 +184,29 @@ fn report(
         Some(kib) => format!("peak memory (VmHWM): {:.1} MiB\n", kib as f64 / 1024.0),
         None => "peak memory: unavailable (no /proc/self/status)\n".to_string(),
     };
+    out
+}
+
+/// The per-operation table: time per frame, share of the image model, node count.
+fn profile_report(profile: &Profile, frames: usize) -> String {
+    let total = profile.total().as_secs_f64().max(f64::MIN_POSITIVE);
+    let mut out = format!(
+        "image model by operation ({frames} frame(s) profiled, {} ms per frame in all)\n",
+        ms(profile.total() / frames as u32)
+    );
+    out += &format!(
+        "{:<32} {:>6} {:>12} {:>7}\n",
+        "operation", "nodes", "ms/frame", "share"
+    );
+    for op in &profile.ops {
+        out += &format!(
+            "{:<32} {:>6} {:>12} {:>6.1}%\n",
+            op.op,
+            op.nodes,
+            ms(op.total / frames as u32),
+            100.0 * op.total.as_secs_f64() / total
+        );
+    }
     out
 }
 

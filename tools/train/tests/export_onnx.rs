@@ -331,6 +331,16 @@ fn scorer(model: &Model) -> xrvlm_runtime::scoring::FoldedCrm {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("prompts.safetensors");
     write_prompts(model, &path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o644,
+            "prompts file readable by the runtime's user"
+        );
+    }
     read_scorer(model, &path).unwrap()
 }
 

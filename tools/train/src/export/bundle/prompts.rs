@@ -23,10 +23,20 @@ pub fn write_prompts(model: &Model, path: &Path) -> Result<(), BundleError> {
         .into_iter()
         .map(|(name, t)| Ok((name, t.to_dtype(DType::F32)?.contiguous()?)))
         .collect::<Result<HashMap<_, _>, candle_core::Error>>()?;
-    candle_core::safetensors::save(&tensors, path).map_err(|e| BundleError::Write {
+    let write_error = |message: String| BundleError::Write {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    candle_core::safetensors::save(&tensors, path).map_err(|e| write_error(e.to_string()))?;
+    // The safetensors writer creates its file owner-only (0600); a bundle is copied to devices
+    // where the runtime may run as another user, so it is made readable like the other files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| write_error(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// The runtime's scorer of the head written to `path` by [`write_prompts`], read back through
