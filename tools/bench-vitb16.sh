@@ -28,7 +28,6 @@ for threads in 1 2; do
       /^image model/ { med = $3; p10 = $4; p90 = $5 }
       /^peak memory/ { rss = $NF == "MiB" ? $(NF-1) : "?" }
       END { printf "| tract (xrvlm) | %s | %s | %.1f (%.1f–%.1f) | %.0f | %s |\n", p, t, med, p10, p90, load, rss }'
-    "$python" tools/bench_onnxruntime.py "$bundle" --precision "$precision" --threads "$threads" --frames "$frames" |
-      "$python" -c 'import json,sys; r=json.load(sys.stdin); print(f"| {r[\"engine\"]} | {r[\"precision\"]} | {r[\"threads\"]} | {r[\"median_ms\"]:.1f} ({r[\"p10_ms\"]:.1f}–{r[\"p90_ms\"]:.1f}) | {r[\"load_ms\"]:.0f} | {r[\"peak_rss_mib\"]:.0f} (Python alone {r[\"baseline_rss_mib\"]:.0f}) |")'
+    "$python" tools/bench_onnxruntime.py "$bundle" --precision "$precision" --threads "$threads" --frames "$frames" --markdown 2> >(grep -v "pre-processing before quantization" >&2)
   done
 done

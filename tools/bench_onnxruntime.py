@@ -57,6 +57,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--markdown", action="store_true", help="print a row of bench-vitb16.sh's table instead of JSON")
     args = parser.parse_args()
 
     import numpy as np
@@ -88,7 +89,7 @@ def main():
         if i >= args.warmup:
             times.append((time.perf_counter() - start) * 1e3)
     times.sort()
-    print(json.dumps({
+    result = {
         "engine": f"onnxruntime {ort.__version__}",
         "precision": args.precision,
         "threads": args.threads,
@@ -99,7 +100,16 @@ def main():
         "p90_ms": round(nearest_rank(times, 0.9), 2),
         "peak_rss_mib": round(rss_mib(), 1),
         "baseline_rss_mib": round(baseline, 1),
-    }))
+    }
+    if args.markdown:
+        r = result
+        print(
+            f"| {r['engine']} | {r['precision']} | {r['threads']} | {r['median_ms']:.1f} "
+            f"({r['p10_ms']:.1f}–{r['p90_ms']:.1f}) | {r['load_ms']:.0f} | "
+            f"{r['peak_rss_mib']:.0f} (before onnxruntime: {r['baseline_rss_mib']:.0f}) |"
+        )
+    else:
+        print(json.dumps(result))
     return 0
 
 

@@ -35,11 +35,12 @@ export CARGO_INCREMENTAL=0
 HARDWARE=(--features xrvlm-runtime/hardware)
 
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --locked "${HARDWARE[@]}" -- -D warnings
-cargo test --workspace --locked "${HARDWARE[@]}"
 # The default build's stand-ins for the hardware ("rebuild with --features camera") are only
-# compiled without the features: run the runtime's unit tests once more that way.
+# compiled without the features: lint the runtime that way too (the other crates do not change
+# with the features), and run its unit tests once more.
+cargo clippy -p xrvlm-runtime --all-targets --locked -- -D warnings
+cargo test --workspace --locked "${HARDWARE[@]}"
 cargo test -p xrvlm-runtime --lib --locked
 
 # The boards (aarch64), built once: the static musl target, linked by Debian's aarch64 gcc and

@@ -1,5 +1,5 @@
 //! Power cuts: the real `xrvlm run` binary on the demo bundle, killed with SIGKILL at random
-//! moments 50 times over the same output folder (every fifth cut also leaves half a line, as a
+//! moments 50 times (20 under an emulator) over the same output folder (every fifth cut also leaves half a line, as a
 //! power cut in the middle of a write would). After every cut, the log's complete lines all
 //! parse (only an unterminated last line may be torn); after every restart the torn tail has been
 //! set aside and reported, and every event the binary printed as logged is in the log. And
@@ -16,7 +16,17 @@ use std::time::Duration;
 use common::rng::Rng;
 use xrvlm_runtime::field::detection_log::{read_records, Entry, Record, DETECTION_LOG_FILE};
 
-const CUTS: usize = 50;
+/// Cuts on the machine itself. Under an emulator (`XRVLM_TEST_RUNNER`, the aarch64 leg of
+/// `tools/test-all.sh`) every start costs seconds, so fewer: 20 still cut during start-up five
+/// times and tear four writes, and keep CI's run well inside its time limit.
+fn cuts() -> usize {
+    let emulated = std::env::var("XRVLM_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty());
+    if emulated {
+        20
+    } else {
+        50
+    }
+}
 
 fn write_profile(dir: &Path) -> PathBuf {
     let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
@@ -206,7 +216,8 @@ fn sigkill_at_random_moments_never_loses_a_reported_event_or_a_line() {
     let mut reported = Vec::new();
     // A torn tail stays until a run gets as far as opening the log: count each one once.
     let (mut torn_tails, mut last_torn_len) = (0, None);
-    for cut in 0..CUTS {
+    let cuts = cuts();
+    for cut in 0..cuts {
         let run = Run::start(&profile);
         // One cut in four during start-up (bundle check, model load, log recovery); the rest
         // after 0 to 2 events and up to 0.3 s more, whatever the machine's speed (under qemu a
@@ -240,7 +251,7 @@ fn sigkill_at_random_moments_never_loses_a_reported_event_or_a_line() {
     stop_with_sigterm(&mut run);
     seen.extend(run.lines.iter());
     reported.extend(reported_events(&seen));
-    check_after_cut(&log, CUTS);
+    check_after_cut(&log, cuts);
     // No sighting lost to a cut: every animal frame of the log is in exactly one event.
     let (entries, _) = read_records(&log).unwrap();
     let mut in_events = std::collections::HashMap::new();
@@ -288,12 +299,12 @@ fn sigkill_at_random_moments_never_loses_a_reported_event_or_a_line() {
         "torn tails {torn_tails}, recoveries {recoveries}"
     );
     assert!(
-        reported.len() >= CUTS / 2,
+        reported.len() >= cuts / 2,
         "too few events to mean anything: {} reported",
         reported.len()
     );
     eprintln!(
-        "{CUTS} cuts: {} events reported and found, {torn_tails} torn tails recovered",
+        "{cuts} cuts: {} events reported and found, {torn_tails} torn tails recovered",
         reported.len()
     );
 }
