@@ -1,14 +1,14 @@
 //! Our pass over the optimized int8 plan ([`super::quantize_pass`]) changes no output bit.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
 use super::{optimized, runnable, tract_optimized, PlanOptions, Precision};
 use crate::test_support::onnx_model::TinyModel;
 
-fn run(model: TypedModel, image: &[f32], s: usize, options: PlanOptions) -> Vec<f32> {
-    let plan = runnable(model, options).unwrap();
+fn run(plan: &Arc<TypedRunnableModel>, image: &[f32], s: usize) -> Vec<f32> {
     let input = Tensor::from_shape(&[1, 3, s, s], image).unwrap();
     let mut out = plan.run(tvec!(input.into_tvalue())).unwrap();
     let parts = out.remove(0).into_tensor();
@@ -29,6 +29,7 @@ fn patched_int8_plan_is_bit_identical_to_tracts() {
             threads: NonZeroUsize::new(threads).unwrap(),
         };
         let patched = optimized(&file, s, options).unwrap();
+        let unpatched = tract_optimized(&file, s, options).unwrap();
         let names: Vec<String> = patched
             .nodes()
             .iter()
@@ -41,20 +42,19 @@ fn patched_int8_plan_is_bit_identical_to_tracts() {
         );
 
         // The graph quantizes each channel's mean with scale 1/64: channel values k/128 put
-        // x/scale on every tie from −150 to 150 and far into saturation on both sides.
+        // x/scale on ties from −150 to 150 and far into saturation on both sides.
+        let (ours_plan, theirs_plan) = (
+            runnable(patched, options).unwrap(),
+            runnable(unpatched, options).unwrap(),
+        );
         for k in (-300..=300).step_by(7) {
             let values = [k as f32 / 128.0, (k + 1) as f32 / 128.0, -(k as f32) / 96.0];
             let image: Vec<f32> = values
                 .iter()
                 .flat_map(|&v| std::iter::repeat_n(v, s * s))
                 .collect();
-            let ours = run(patched.clone(), &image, s, options);
-            let theirs = run(
-                tract_optimized(&file, s, options).unwrap(),
-                &image,
-                s,
-                options,
-            );
+            let ours = run(&ours_plan, &image, s);
+            let theirs = run(&theirs_plan, &image, s);
             assert_eq!(
                 ours.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 theirs.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
