@@ -127,6 +127,18 @@ impl ImageLoadError {
     }
 }
 
+/// File extensions (lower case) that mark a file as an image when folders are walked
+/// (`classify`, `check`, the field's folder source); everything else on a card (videos, `.txt`
+/// logs, `.THM` thumbnails) is ignored.
+pub const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "jpe", "png", "bmp", "webp"];
+
+/// Whether `path` ends in one of [`IMAGE_EXTENSIONS`], in any case.
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
 /// Reads and decodes the image at `path` into RGB8, as PIL's
 /// `Image.open(path).convert("RGB")` does.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {

@@ -6,8 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Extensions (lowercase) of the image files an ImageFolder walk picks up.
-const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
+use crate::image_io::has_image_extension;
 
 /// One image and its true class.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,12 +103,6 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, LabelledSetError> {
     Ok(entries)
 }
 
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
 /// `ROOT/<label>/<image>`: one level of class folders; hidden folders are skipped.
 fn image_folder(root: &Path, labels: &[&str]) -> Result<Vec<LabelledImage>, LabelledSetError> {
     let mut images = Vec::new();
@@ -122,7 +115,7 @@ fn image_folder(root: &Path, labels: &[&str]) -> Result<Vec<LabelledImage>, Labe
         }
         let class = class_of(&class_dir, label, labels)?;
         for path in sorted_entries(&class_dir)? {
-            if is_image(&path) {
+            if has_image_extension(&path) {
                 images.push(LabelledImage { path, class });
             }
         }

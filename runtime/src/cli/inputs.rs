@@ -9,8 +9,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Extensions (lowercase) of the image files a folder walk picks up.
-pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
+use xrvlm_runtime::image_io::has_image_extension;
 
 /// One input of the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,13 +77,6 @@ fn walk(dir: &Path, inputs: &mut Vec<Input>) {
     }
     found.sort();
     inputs.extend(found.into_iter().map(Input::File));
-}
-
-/// Whether the file name ends in one of [`IMAGE_EXTENSIONS`], in any case.
-pub fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 #[cfg(test)]

@@ -21,11 +21,7 @@ use super::clock::Clock;
 use super::exif_time::exif_capture;
 use super::{FailedFrame, FrameError, FrameSource, SourceError, SourceEvent};
 use crate::field::frame::{Capture, Frame};
-use crate::image_io::{decode_rgb, ImageLoadError};
-
-/// File extensions (lower case) taken as images; everything else on a card (videos, `.txt`
-/// logs, `.THM` thumbnails) is ignored.
-pub const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "bmp", "webp", "jpe"];
+use crate::image_io::{decode_rgb, has_image_extension, ImageLoadError};
 
 /// Read the folder once, or keep watching it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,20 +200,13 @@ fn list_images(root: &Path) -> Result<BTreeMap<String, u64>, SourceError> {
             };
             if meta.is_dir() {
                 dirs.push(rel.join(&name));
-            } else if meta.is_file() && has_image_extension(&name) {
+            } else if meta.is_file() && has_image_extension(Path::new(&name)) {
                 let media = media_name(&rel, &name);
                 found.insert(media, meta.len());
             }
         }
     }
     Ok(found)
-}
-
-fn has_image_extension(name: &str) -> bool {
-    let ext = Path::new(name)
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    ext.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
 }
 
 /// `dir/sub/name`, with `/` whatever the platform, so names in logs are portable.
