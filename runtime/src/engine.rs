@@ -334,6 +334,26 @@ fn runnable(model: TypedModel, options: PlanOptions) -> TractResult<Arc<TypedRun
 }
 
 mod profile;
+
+/// A single-threaded plan of a test model written to `file`.
+#[cfg(test)]
+fn tiny_plan(
+    file: &std::path::Path,
+    precision: Precision,
+    model: &crate::test_support::onnx_model::TinyModel,
+) -> Plan {
+    let options = PlanOptions {
+        precision,
+        threads: NonZeroUsize::MIN,
+    };
+    Plan {
+        options,
+        runnable: build(file, model.image_size, options).unwrap(),
+        image_size: model.image_size,
+        parts: model.parts,
+        embed: model.embed,
+    }
+}
 mod quantize_pass;
 pub use profile::{OpTime, Profile};
 

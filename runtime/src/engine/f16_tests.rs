@@ -2,25 +2,9 @@
 //! no fp16 kernels, but the conversion itself (tract's float precision translator, f16 input
 //! and output casts) runs everywhere, slowly, and must agree with fp32.
 
-use std::num::NonZeroUsize;
-
-use super::{build, Plan, PlanOptions, Precision};
+use super::{tiny_plan as plan, Precision};
 use crate::test_support::onnx_model::TinyModel;
 use crate::test_support::rng::Rng;
-
-fn plan(file: &std::path::Path, precision: Precision, model: &TinyModel) -> Plan {
-    let options = PlanOptions {
-        precision,
-        threads: NonZeroUsize::MIN,
-    };
-    Plan {
-        options,
-        runnable: build(file, model.image_size, options).unwrap(),
-        image_size: model.image_size,
-        parts: model.parts,
-        embed: model.embed,
-    }
-}
 
 #[test]
 fn f16_plan_agrees_with_fp32_to_half_precision() {

@@ -118,9 +118,7 @@ impl Plan {
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroUsize;
-
-    use super::super::{build, Plan, PlanOptions, Precision};
+    use super::super::{tiny_plan, Precision};
     use crate::test_support::onnx_model::TinyModel;
     use crate::test_support::rng::Rng;
 
@@ -130,17 +128,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("visual.onnx");
         std::fs::write(&file, model.fp32_onnx(Some("N"))).unwrap();
-        let options = PlanOptions {
-            precision: Precision::Fp32,
-            threads: NonZeroUsize::MIN,
-        };
-        let plan = Plan {
-            options,
-            runnable: build(&file, model.image_size, options).unwrap(),
-            image_size: model.image_size,
-            parts: model.parts,
-            embed: model.embed,
-        };
+        let plan = tiny_plan(&file, Precision::Fp32, &model);
         let image = Rng::new(3).vec(3 * 12 * 12, -2.0, 2.0);
         let profile = plan.profile(&image, 3).unwrap();
 
