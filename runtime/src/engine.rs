@@ -1,7 +1,9 @@
 //! The image model on tract: one optimized plan per precision, batch in, parts out.
 //!
 //! - `fp32` runs `visual.onnx` as stored.
-//! - `int8` runs `visual.int8.onnx` (QOperator form, real integer kernels in tract).
+//! - `int8` runs `visual.int8.onnx` (QOperator form, real integer kernels). On x86-64 CPUs with
+//!   AVX-512 VNNI its linear layers run on our own kernel ([`linear_pass`], [`int8_gemm`]),
+//!   elsewhere (ARM boards included) on tract's; either way the output bits are tract's.
 //! - `f16` converts `visual.onnx` to f16 at load (tract's float precision translator). It is
 //!   offered only where tract has fp16 arithmetic kernels, i.e. ARMv8.2 CPUs with FEAT_FP16
 //!   (`asimdhp`: Jetson Orin, Raspberry Pi 5); elsewhere loading it is an error that says so,
@@ -31,6 +33,11 @@ use tract_onnx::tract_core::transform::ModelTransform;
 
 use crate::bundle::Bundle;
 use crate::manifest::ModelPrecision;
+
+/// The name of our int8 linear layer op in a plan (`linear_pass`).
+pub const INT8_LINEAR_OP: &str = "Int8Linear(xrvlm)";
+/// How [`Plan::int8_kernels`] names the kernel of our int8 linear layers.
+pub const INT8_LINEAR_KERNEL: &str = "xrvlm_avx512vnni_i32_8x48";
 
 /// Arithmetic the image model runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -173,19 +180,23 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The matrix-product kernels tract chose for the integer products of this plan (empty for
-    /// a float plan), e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT: the proof that
-    /// int8 runs as int8 on this machine.
+    /// The matrix-product kernels of the integer products of this plan (empty for a float
+    /// plan): tract's, e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT, and
+    /// [`INT8_LINEAR_KERNEL`] for the layers our pass took over. The proof that int8 runs as
+    /// int8 on this machine.
     pub fn int8_kernels(&self) -> Vec<String> {
-        let mut kernels: Vec<String> = self
-            .runnable
-            .model()
-            .nodes()
+        let nodes = self.runnable.model().nodes();
+        let ours = nodes
+            .iter()
+            .any(|node| node.op().name() == INT8_LINEAR_OP)
+            .then(|| INT8_LINEAR_KERNEL.to_string());
+        let mut kernels: Vec<String> = nodes
             .iter()
             .filter_map(|node| node.op_as::<OptMatMul>())
             .flat_map(|op| op.mmm.iter())
             .filter(|kernel| kernel.internal_type() == DatumType::I32)
             .map(|kernel| kernel.name().to_string())
+            .chain(ours)
             .collect();
         kernels.sort();
         kernels.dedup();
@@ -288,25 +299,56 @@ fn build(
     runnable(optimized(file, image_size, options)?, options)
 }
 
-/// tract's optimized model ([`tract_optimized`]) with our pass over it: the int8 plan's
-/// activation quantizers replaced by [`quantize_pass::Quantize`] (same bytes, vectorized).
+/// Which of our passes a plan gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Passes {
+    /// int8 linear layers on our kernel ([`linear_pass`]), before tract optimizes.
+    linear: bool,
+    /// tract's activation quantizers replaced by ours ([`quantize_pass`]), after.
+    quantize: bool,
+}
+
+impl Passes {
+    /// tract's plan as it comes.
+    #[cfg(test)]
+    const NONE: Passes = Passes {
+        linear: false,
+        quantize: false,
+    };
+
+    /// Every pass that applies to the precision on this CPU.
+    fn for_plan(options: PlanOptions) -> Self {
+        let int8 = options.precision == Precision::Int8;
+        Self {
+            linear: int8 && linear_pass_available(),
+            quantize: int8,
+        }
+    }
+}
+
+/// Whether this CPU runs [`linear_pass`]'s kernel.
+fn linear_pass_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return linear_pass::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// tract's optimized model with every pass that applies ([`Passes::for_plan`]).
 fn optimized(
     file: &std::path::Path,
     image_size: usize,
     options: PlanOptions,
 ) -> TractResult<TypedModel> {
-    let mut model = tract_optimized(file, image_size, options)?;
-    if options.precision == Precision::Int8 {
-        quantize_pass::replace_quantizers(&mut model)?;
-    }
-    Ok(model)
+    optimized_with(file, image_size, options, Passes::for_plan(options))
 }
 
-/// ONNX file → typed model for one image (→ f16) → optimized by tract.
-fn tract_optimized(
+/// ONNX file → typed model for one image (→ f16) → our passes around tract's optimizer.
+fn optimized_with(
     file: &std::path::Path,
     image_size: usize,
     options: PlanOptions,
+    passes: Passes,
 ) -> TractResult<TypedModel> {
     let mut model = tract_onnx::onnx()
         .model_for_path(file)?
@@ -317,7 +359,18 @@ fn tract_optimized(
         FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
             .transform(&mut model)?;
     }
-    model.into_optimized()
+    if passes.linear {
+        #[cfg(target_arch = "x86_64")]
+        {
+            model = model.into_decluttered()?;
+            linear_pass::replace_linears(&mut model)?;
+        }
+    }
+    let mut model = model.into_optimized()?;
+    if passes.quantize {
+        quantize_pass::replace_quantizers(&mut model)?;
+    }
+    Ok(model)
 }
 
 /// The model, runnable on its own pool of `options.threads`.
@@ -354,6 +407,10 @@ fn tiny_plan(
         embed: model.embed,
     }
 }
+#[cfg(target_arch = "x86_64")]
+mod int8_gemm;
+#[cfg(target_arch = "x86_64")]
+mod linear_pass;
 mod quantize_pass;
 pub use profile::{OpTime, Profile};
 

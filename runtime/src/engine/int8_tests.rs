@@ -1,19 +1,65 @@
-//! Our pass over the optimized int8 plan ([`super::quantize_pass`]) changes no output bit.
+//! Our passes over the int8 plan ([`super::linear_pass`] before tract optimizes,
+//! [`super::quantize_pass`] after) change no output bit.
 
 use std::num::NonZeroUsize;
+use std::path::Path;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
-use super::{optimized, runnable, tract_optimized, PlanOptions, Precision};
+use super::{
+    linear_pass_available, optimized, optimized_with, runnable, Passes, PlanOptions, Precision,
+    INT8_LINEAR_OP,
+};
 use crate::test_support::onnx_model::TinyModel;
 
-fn run(plan: &Arc<TypedRunnableModel>, image: &[f32], s: usize) -> Vec<f32> {
+fn run(plan: &Arc<TypedRunnableModel>, image: &[f32], s: usize) -> Vec<u32> {
     let input = Tensor::from_shape(&[1, 3, s, s], image).unwrap();
     let mut out = plan.run(tvec!(input.into_tvalue())).unwrap();
     let parts = out.remove(0).into_tensor();
     let plain = parts.try_as_plain_ram().unwrap();
-    plain.as_slice::<f32>().unwrap().to_vec()
+    let values = plain.as_slice::<f32>().unwrap();
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+fn op_names(model: &TypedModel) -> Vec<String> {
+    model
+        .nodes()
+        .iter()
+        .map(|n| n.op().name().to_string())
+        .collect()
+}
+
+/// Our plan and tract's for `file`, at `threads`, after checking which passes ran.
+fn plans(
+    file: &Path,
+    s: usize,
+    threads: usize,
+    linear_layers: usize,
+) -> (Arc<TypedRunnableModel>, Arc<TypedRunnableModel>) {
+    let options = PlanOptions {
+        precision: Precision::Int8,
+        threads: NonZeroUsize::new(threads).unwrap(),
+    };
+    let patched = optimized(file, s, options).unwrap();
+    let unpatched = optimized_with(file, s, options, Passes::NONE).unwrap();
+    let names = op_names(&patched);
+    assert!(names.iter().any(|n| n == "Quantize(xrvlm)"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains("QuantizeLinearU8")),
+        "{names:?}"
+    );
+    let ours = names.iter().filter(|n| *n == INT8_LINEAR_OP).count();
+    let expected = if linear_pass_available() {
+        linear_layers
+    } else {
+        0
+    };
+    assert_eq!(ours, expected, "{names:?}");
+    (
+        runnable(patched, options).unwrap(),
+        runnable(unpatched, options).unwrap(),
+    )
 }
 
 #[test]
@@ -24,41 +70,42 @@ fn patched_int8_plan_is_bit_identical_to_tracts() {
     std::fs::write(&file, model.int8_onnx(9)).unwrap();
     let s = model.image_size;
     for threads in [1, 2] {
-        let options = PlanOptions {
-            precision: Precision::Int8,
-            threads: NonZeroUsize::new(threads).unwrap(),
-        };
-        let patched = optimized(&file, s, options).unwrap();
-        let unpatched = tract_optimized(&file, s, options).unwrap();
-        let names: Vec<String> = patched
-            .nodes()
-            .iter()
-            .map(|n| n.op().name().to_string())
-            .collect();
-        assert!(names.iter().any(|n| n == "Quantize(xrvlm)"), "{names:?}");
-        assert!(
-            !names.iter().any(|n| n.contains("QuantizeLinearU8")),
-            "{names:?}"
-        );
-
+        let (ours_plan, theirs_plan) = plans(&file, s, threads, 1);
         // The graph quantizes each channel's mean with scale 1/64: channel values k/128 put
         // x/scale on ties from −150 to 150 and far into saturation on both sides.
-        let (ours_plan, theirs_plan) = (
-            runnable(patched, options).unwrap(),
-            runnable(unpatched, options).unwrap(),
-        );
         for k in (-300..=300).step_by(7) {
             let values = [k as f32 / 128.0, (k + 1) as f32 / 128.0, -(k as f32) / 96.0];
             let image: Vec<f32> = values
                 .iter()
                 .flat_map(|&v| std::iter::repeat_n(v, s * s))
                 .collect();
-            let ours = run(&ours_plan, &image, s);
-            let theirs = run(&theirs_plan, &image, s);
             assert_eq!(
-                ours.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                theirs.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                run(&ours_plan, &image, s),
+                run(&theirs_plan, &image, s),
                 "k {k}, {threads} thread(s)"
+            );
+        }
+    }
+}
+
+/// The demo bundle's int8 model, a whole ViT, through our passes and through tract: its 26
+/// int8 products (the patch embedding, whose activations tract folds into a 6-axis view; per
+/// block q, k and v, which tract splits apart, the attention output over heads × head width,
+/// and the two MLP layers; the projection) run on our kernel. Rows of 65 tokens leave tiles
+/// of 5 rows.
+#[test]
+fn demo_int8_plan_is_bit_identical_to_tracts() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo/visual.int8.onnx");
+    let s = 64;
+    let mut rng = crate::test_support::rng::Rng::new(7);
+    let images: Vec<Vec<f32>> = (0..3).map(|_| rng.vec(3 * s * s, -2.0, 2.0)).collect();
+    for threads in [1, 2] {
+        let (ours, theirs) = plans(&file, s, threads, 26);
+        for (i, image) in images.iter().enumerate() {
+            assert_eq!(
+                run(&ours, image, s),
+                run(&theirs, image, s),
+                "image {i}, {threads} thread(s)"
             );
         }
     }

@@ -1,0 +1,424 @@
+//! Our pass over the decluttered int8 model, before tract optimizes it: every int8 linear layer
+//! our export writes (`MatMulInteger(u8 x, s8 W, a_zero_point) → Cast(f32) → Mul(rescale) →
+//! Add(bias)`, which tract-onnx turns into a quantized `EinSum` and three float ops) becomes one
+//! [`Int8Linear`] node running [`Int8Gemm`], where the CPU has AVX-512 VNNI.
+//!
+//! The weights, the zero-point correction, the rescale and the bias are read from the graph's
+//! constants once, at load; the output is bit-identical to tract's plan for the same layer
+//! (tested below, end to end). A layer that is not exactly this pattern (another zero point
+//! arrangement, weights that are not constant, a shape with more than one row axis) is left to
+//! tract.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
+use tract_onnx::tract_core::ops::cast::Cast;
+use tract_onnx::tract_core::ops::change_axes::AxisOp;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::math::{Add, Mul};
+
+use super::int8_gemm::{self, Int8Gemm};
+
+/// One int8 linear layer: u8 activations `T × K` in, f32 `T × N` out, each in the shape of the
+/// product it replaces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Linear {
+    gemm: Arc<Int8Gemm>,
+    /// The permutation that makes the input rows × k ([`Geometry::a_order`]).
+    a_order: Option<Vec<usize>>,
+    output_shape: TVec<usize>,
+}
+
+impl Eq for Int8Linear {}
+
+impl Op for Int8Linear {
+    fn name(&self) -> StaticName {
+        super::INT8_LINEAR_OP.into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("{}×{} int8", self.gemm.k(), self.gemm.n())])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Int8Linear {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let ordered;
+        let input = match &self.a_order {
+            None => &*inputs[0],
+            Some(order) => {
+                ordered = inputs[0].clone().into_tensor().permute_axes(order)?;
+                &ordered
+            }
+        };
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
+        {
+            let plain = input.try_as_plain_ram()?;
+            let a = plain.as_slice::<u8>()?;
+            let mut out = output.try_as_plain_ram_mut()?;
+            let out = out.as_slice_mut::<f32>()?;
+            if a.len() / self.gemm.k() != out.len() / self.gemm.n() {
+                bail!(
+                    "Int8Linear(xrvlm): {} input values for {} outputs of {}×{}",
+                    a.len(),
+                    out.len(),
+                    self.gemm.k(),
+                    self.gemm.n()
+                );
+            }
+            self.gemm.run(a, out);
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for Int8Linear {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        if inputs[0].datum_type != u8::datum_type() {
+            bail!("Int8Linear(xrvlm) takes u8, got {:?}", inputs[0].datum_type);
+        }
+        let rows: usize = self.output_shape.iter().product::<usize>() / self.gemm.n();
+        if inputs[0].shape.volume() != (rows * self.gemm.k()).to_dim() {
+            bail!(
+                "Int8Linear(xrvlm) takes {rows}×{} values, got shape {:?}",
+                self.gemm.k(),
+                inputs[0].shape
+            );
+        }
+        Ok(tvec!(f32::datum_type().fact(self.output_shape.clone())))
+    }
+
+    as_op!();
+}
+
+/// Whether this CPU runs the pass's kernel.
+pub fn available() -> bool {
+    int8_gemm::available()
+}
+
+/// Replaces every int8 linear layer of a decluttered model by [`Int8Linear`]; returns how
+/// many were replaced. Call only where [`available`].
+pub fn replace_linears(model: &mut TypedModel) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in 0..model.nodes().len() {
+        let Some(layer) = linear_at(model, id)? else {
+            continue;
+        };
+        let mut patch = TypedModelPatch::new(format!("Int8Linear at {}", model.node(id).name));
+        let input = patch.tap_model(model, layer.input)?;
+        let name = format!("{}.int8_linear", model.node(id).name);
+        let output = patch.wire_node(name, layer.op, &[input])?[0];
+        patch.shunt_outside(model, layer.output, output)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    if replaced > 0 {
+        model.compact()?;
+    }
+    Ok(replaced)
+}
+
+/// A matched layer: the op, the activations it reads and the outlet it replaces.
+struct Layer {
+    op: Int8Linear,
+    input: OutletId,
+    output: OutletId,
+}
+
+/// The layer whose quantized `EinSum` is node `id`, if the whole pattern holds.
+fn linear_at(model: &TypedModel, id: usize) -> TractResult<Option<Layer>> {
+    let node = model.node(id);
+    let Some(einsum) = node.op_as::<EinSum>() else {
+        return Ok(None);
+    };
+    if einsum.q_params != Some(i32::datum_type()) || node.inputs.len() != 9 {
+        return Ok(None);
+    }
+    let facts = model.node_input_facts(id)?;
+    let output_fact = model.outlet_fact(OutletId::new(id, 0))?;
+    let Some(geometry) = Geometry::of(einsum, &facts, output_fact) else {
+        return Ok(None);
+    };
+    let Some(zero_point) = trivial_quant_params(&facts)? else {
+        return Ok(None);
+    };
+    let Some(rescaled) = rescale_chain(model, id, geometry.n)? else {
+        return Ok(None);
+    };
+    if rescaled.shape.iter().product::<usize>() != geometry.outputs {
+        return Ok(None);
+    }
+    let w = geometry.weights(facts[1])?;
+    let Ok(gemm) = Int8Gemm::new(
+        &w,
+        geometry.k,
+        geometry.n,
+        zero_point,
+        &rescaled.scale,
+        &rescaled.bias,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Layer {
+        op: Int8Linear {
+            gemm: Arc::new(gemm),
+            a_order: geometry.a_order,
+            output_shape: rescaled.shape,
+        },
+        input: node.inputs[0],
+        output: rescaled.output,
+    }))
+}
+
+/// How a quantized `EinSum` maps onto rows × k times k × n. tract folds reshapes and
+/// transposes into its products, so one layer can have several row axes (the patch
+/// embedding's grid), several contraction axes (attention heads × head width) and axes of
+/// length 1 anywhere.
+struct Geometry {
+    k: usize,
+    n: usize,
+    /// The permutation that puts the activations in the order unit axes, rows…, contraction…
+    /// (`None` where they already are, up to axes of length 1).
+    a_order: Option<Vec<usize>>,
+    /// The permutation that puts the weights in the order unit axes, contraction…, n.
+    w_order: Vec<usize>,
+    /// Values of the product's output, rows × n.
+    outputs: usize,
+}
+
+impl Geometry {
+    /// The geometry of a product of u8 activations by constant s8 weights into rows × n
+    /// (output axes in the order rows…, n, up to axes of length 1); `None` for anything else.
+    fn of(einsum: &EinSum, facts: &[&TypedFact], output: &TypedFact) -> Option<Self> {
+        let (a, w) = (facts[0], facts[1]);
+        if a.datum_type != u8::datum_type() || output.datum_type != i32::datum_type() {
+            return None;
+        }
+        let weights = w.konst.as_ref()?;
+        if weights.datum_type() != i8::datum_type() {
+            return None;
+        }
+        let (a_shape, o_shape) = (a.shape.as_concrete()?, output.shape.as_concrete()?);
+        let w_shape = weights.shape();
+        // (position in a, position in the output) of rows; (in a, in w) of contractions.
+        let (mut rows, mut contractions, mut columns) = (vec![], vec![], vec![]);
+        for axis in einsum.axes.iter_all_axes() {
+            let at = |positions: &TVec<usize>| match positions.as_slice() {
+                [] => Some(None),
+                [p] => Some(Some(*p)),
+                _ => None,
+            };
+            let places = (
+                at(&axis.inputs[0])?,
+                at(&axis.inputs[1])?,
+                at(&axis.outputs[0])?,
+            );
+            let unit = |shape: &[usize], p: Option<usize>| p.is_none_or(|p| shape[p] == 1);
+            match places {
+                (Some(pa), None, Some(po)) => rows.push((pa, po)),
+                (Some(pa), Some(pw), None) => contractions.push((pa, pw)),
+                (None, Some(pw), Some(po)) => columns.push((pw, po)),
+                (pa, pw, po) if unit(a_shape, pa) && unit(w_shape, pw) && unit(o_shape, po) => {}
+                _ => return None,
+            }
+        }
+        let [(w_n, o_n)] = columns[..] else {
+            return None;
+        };
+        rows.sort_by_key(|&(_, po)| po);
+        contractions.sort_by_key(|&(_, pw)| pw);
+        let rows_before_n = rows.iter().all(|&(_, po)| po < o_n || o_shape[po] == 1);
+        let same_k = contractions
+            .iter()
+            .all(|&(pa, pw)| a_shape[pa] == w_shape[pw]);
+        let same_rows = rows.iter().all(|&(pa, po)| a_shape[pa] == o_shape[po]);
+        if !(rows_before_n && same_k && same_rows && w_shape[w_n] == o_shape[o_n]) {
+            return None;
+        }
+        let a_axes: Vec<usize> = rows
+            .iter()
+            .map(|&(pa, _)| pa)
+            .chain(contractions.iter().map(|&(pa, _)| pa))
+            .collect();
+        let w_axes: Vec<usize> = contractions
+            .iter()
+            .map(|&(_, pw)| pw)
+            .chain([w_n])
+            .collect();
+        let a_order = with_unit_axes_first(&a_axes, a_shape.len());
+        let in_order = a_axes.iter().filter(|&&p| a_shape[p] != 1).is_sorted();
+        Some(Self {
+            k: contractions.iter().map(|&(pa, _)| a_shape[pa]).product(),
+            n: o_shape[o_n],
+            a_order: (!in_order).then_some(a_order),
+            w_order: with_unit_axes_first(&w_axes, w_shape.len()),
+            outputs: o_shape.iter().product(),
+        })
+    }
+
+    /// The weights as k × n, row-major.
+    fn weights(&self, fact: &TypedFact) -> TractResult<Vec<i8>> {
+        let tensor = fact.konst.as_ref().context("constant weights")?;
+        let ordered = tensor.as_ref().clone().permute_axes(&self.w_order)?;
+        let plain = ordered.try_as_plain_ram()?;
+        Ok(plain.as_slice::<i8>()?.to_vec())
+    }
+}
+
+/// A permutation of `rank` axes: those not in `axes` (all of length 1) first, then `axes`.
+fn with_unit_axes_first(axes: &[usize], rank: usize) -> Vec<usize> {
+    (0..rank)
+        .filter(|p| !axes.contains(p))
+        .chain(axes.iter().copied())
+        .collect()
+}
+
+/// Whether every axis but `keep` has length 1.
+fn ones_except(shape: &[usize], keep: &[usize]) -> bool {
+    shape
+        .iter()
+        .enumerate()
+        .all(|(axis, &len)| keep.contains(&axis) || len == 1)
+}
+
+/// The activation zero point, if the other quantization inputs of the `EinSum` are the ones
+/// `MatMulInteger` without a weight zero point wires: bias 0, scales 1, weight and output zero
+/// points 0. Input order: a, b, bias, a0, a_scale, b0, b_scale, c0, c_scale.
+fn trivial_quant_params(facts: &[&TypedFact]) -> TractResult<Option<u8>> {
+    for (input, value) in [(2, 0.0), (4, 1.0), (5, 0.0), (6, 1.0), (7, 0.0), (8, 1.0)] {
+        if !constant_equal_to(facts[input], value)? {
+            return Ok(None);
+        }
+    }
+    let Some(zp) = constant_values(facts[3])? else {
+        return Ok(None);
+    };
+    match zp.as_slice() {
+        [z] if (0.0..=255.0).contains(z) && z.fract() == 0.0 => Ok(Some(*z as u8)),
+        _ => Ok(None),
+    }
+}
+
+/// The values of a constant input as f32 (exact for the integer types involved).
+fn constant_values(fact: &TypedFact) -> TractResult<Option<Vec<f32>>> {
+    let Some(tensor) = fact.konst.as_ref() else {
+        return Ok(None);
+    };
+    let floats = tensor.cast_to::<f32>()?;
+    let plain = floats.try_as_plain_ram()?;
+    Ok(Some(plain.as_slice::<f32>()?.to_vec()))
+}
+
+fn constant_equal_to(fact: &TypedFact, value: f32) -> TractResult<bool> {
+    Ok(constant_values(fact)?.is_some_and(|v| v.iter().all(|&x| x == value)))
+}
+
+/// The float steps after the product (and any reshapes tract moved behind it): `Cast` to f32, `Mul` by a per-column (or single)
+/// constant, then an optional `Add` of a per-column (or single) constant.
+struct Rescaled {
+    scale: Vec<f32>,
+    bias: Vec<f32>,
+    /// The last outlet of the chain.
+    output: OutletId,
+    /// Its shape: rows × n, n last.
+    shape: TVec<usize>,
+}
+
+fn rescale_chain(model: &TypedModel, einsum: usize, n: usize) -> TractResult<Option<Rescaled>> {
+    // Reshapes tract folded out of the product may come first; they keep the element order.
+    let mut cast = einsum;
+    let cast = loop {
+        let Some(next) = only_successor(model, cast)? else {
+            return Ok(None);
+        };
+        match next.op_as::<AxisOp>() {
+            Some(AxisOp::Move(..)) => return Ok(None),
+            Some(_) => cast = next.id,
+            None => break next,
+        }
+    };
+    if cast
+        .op_as::<Cast>()
+        .is_none_or(|c| c.to != f32::datum_type())
+    {
+        return Ok(None);
+    }
+    let Some(mul) = only_successor(model, cast.id)? else {
+        return Ok(None);
+    };
+    let Some(scale) = column_constant::<Mul>(model, mul, cast.id, n)? else {
+        return Ok(None);
+    };
+    let after_mul = OutletId::new(mul.id, 0);
+    let add = only_successor(model, mul.id)?;
+    let bias = match add {
+        Some(add) => column_constant::<Add>(model, add, mul.id, n)?.map(|b| (b, add.id)),
+        None => None,
+    };
+    let (bias, output) = match bias {
+        Some((bias, add)) => (bias, OutletId::new(add, 0)),
+        None => (vec![0.0; n], after_mul),
+    };
+    let fact = model.outlet_fact(output)?;
+    let shape = fact.shape.as_concrete();
+    if fact.datum_type != f32::datum_type() || shape.and_then(|s| s.last()) != Some(&n) {
+        return Ok(None);
+    }
+    Ok(Some(Rescaled {
+        scale,
+        bias,
+        output,
+        shape: shape.unwrap_or_default().into(),
+    }))
+}
+
+/// The single consumer of node `id`'s only output, unless that output is also a model output.
+fn only_successor(model: &TypedModel, id: usize) -> TractResult<Option<&TypedNode>> {
+    if model.output_outlets()?.contains(&OutletId::new(id, 0)) {
+        return Ok(None);
+    }
+    model.single_succ(id)
+}
+
+/// If `node` is the binary op `B` of `from`'s output and a constant holding one value or one
+/// per column (shape `[1…, N]`), that constant as n values.
+fn column_constant<B: BinMiniOp>(
+    model: &TypedModel,
+    node: &TypedNode,
+    from: usize,
+    n: usize,
+) -> TractResult<Option<Vec<f32>>> {
+    let Some(op) = node.op_as::<TypedBinOp>() else {
+        return Ok(None);
+    };
+    if !op.0.is::<B>() || node.inputs.len() != 2 || op.1.is_some() {
+        return Ok(None);
+    }
+    let other = match (node.inputs[0].node == from, node.inputs[1].node == from) {
+        (true, false) => node.inputs[1],
+        (false, true) => node.inputs[0],
+        _ => return Ok(None),
+    };
+    let fact = model.outlet_fact(other)?;
+    if fact.datum_type != f32::datum_type() {
+        return Ok(None);
+    }
+    let Some(values) = constant_values(fact)? else {
+        return Ok(None);
+    };
+    let Some(shape) = fact.shape.as_concrete() else {
+        return Ok(None);
+    };
+    let per_column = shape.last() == Some(&n) && ones_except(shape, &[shape.len() - 1]);
+    Ok(match values.as_slice() {
+        [v] => Some(vec![*v; n]),
+        _ if per_column => Some(values),
+        _ => None,
+    })
+}
