@@ -7,14 +7,15 @@
 #   bash tools/bench-vitb16.sh [BUNDLE] [FRAMES]   (default: out/vitb16/bundle, 30 frames)
 #
 # Needs the bundle of tools/make-vitb16-bundle.sh and a Python with onnxruntime (PYTHON, default
-# /opt/fixvenv/bin/python). RUSTFLAGS="-C target-cpu=native" builds xrvlm for this CPU.
+# /opt/fixvenv/bin/python). RUSTFLAGS="-C target-cpu=native" builds xrvlm for this CPU; with
+# CARGO_TARGET_DIR=target/native beside it, the default build in target/ is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle="${1:-out/vitb16/bundle}"
 frames="${2:-30}"
 python="${PYTHON:-/opt/fixvenv/bin/python}"
 cargo build --release --locked -p xrvlm-runtime --bin xrvlm
-xrvlm=target/release/xrvlm
+xrvlm="${CARGO_TARGET_DIR:-target}/release/xrvlm"
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
 echo "xrvlm: RUSTFLAGS='${RUSTFLAGS:-}'; $("$python" -c 'import onnxruntime as o; print("onnxruntime", o.__version__)')"

@@ -172,6 +172,9 @@ impl Default for PlanOptions {
 pub struct Plan {
     options: PlanOptions,
     runnable: Arc<TypedRunnableModel>,
+    /// The plan's thread pool: tract's parallel ops and our kernel run on it, and so does the
+    /// plan itself ([`Plan::in_pool`]).
+    executor: Executor,
     /// S.
     image_size: usize,
     /// M and D.
@@ -218,13 +221,16 @@ impl Plan {
                     needed: precision.source(),
                 })?;
         let image_size = bundle.manifest().backbone.image_size as usize;
-        let runnable = build(&file, image_size, options).map_err(|e| EngineError::Load {
-            file: file.clone(),
-            message: format!("{e:#}"),
-        })?;
+        let executor = executor(options);
+        let runnable =
+            build(&file, image_size, options, &executor).map_err(|e| EngineError::Load {
+                file: file.clone(),
+                message: format!("{e:#}"),
+            })?;
         Ok(Self {
             options,
             runnable,
+            executor,
             image_size,
             parts: bundle.dims().parts(),
             embed: bundle.dims().embed(),
@@ -258,6 +264,17 @@ impl Plan {
         Ok(data)
     }
 
+    /// Runs `f` on one of the plan's own threads, so that a plan of n threads keeps n threads
+    /// busy: run from outside the pool, its serial ops would run on the caller's thread while
+    /// the pool's idle workers spin beside it. (On the 2-vCPU benchmark machine this made no
+    /// difference that stood out of its run-to-run noise.)
+    fn in_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.executor {
+            Executor::MultiThread(pool) => pool.install(f),
+            _ => f(),
+        }
+    }
+
     /// Runs one preprocessed image (3, S, S) and returns its parts (M, D).
     fn run_one(&self, image: &[f32]) -> Result<Vec<f32>, EngineError> {
         let n = 1;
@@ -274,7 +291,9 @@ impl Plan {
                 .cast_to::<f32>()?
                 .into_owned())
         };
-        let parts = run().map_err(|e| EngineError::Run(format!("{e:#}")))?;
+        let parts = self
+            .in_pool(run)
+            .map_err(|e| EngineError::Run(format!("{e:#}")))?;
         let expected = vec![n, self.parts, self.embed];
         if parts.shape() != expected.as_slice() {
             return Err(EngineError::OutputShape {
@@ -290,13 +309,14 @@ impl Plan {
     }
 }
 
-/// ONNX file → optimized model ([`optimized`]) → runnable on a pool of `threads`.
+/// ONNX file → optimized model ([`optimized`]) → runnable on `executor`.
 fn build(
     file: &std::path::Path,
     image_size: usize,
     options: PlanOptions,
+    executor: &Executor,
 ) -> TractResult<Arc<TypedRunnableModel>> {
-    runnable(optimized(file, image_size, options)?, options)
+    runnable(optimized(file, image_size, options)?, executor)
 }
 
 /// Which of our passes a plan gets.
@@ -373,14 +393,18 @@ fn optimized_with(
     Ok(model)
 }
 
-/// The model, runnable on its own pool of `options.threads`.
-fn runnable(model: TypedModel, options: PlanOptions) -> TractResult<Arc<TypedRunnableModel>> {
-    let executor = match options.threads.get() {
+/// The pool of `options.threads` a plan runs on.
+fn executor(options: PlanOptions) -> Executor {
+    match options.threads.get() {
         1 => Executor::SingleThread,
         n => Executor::multithread(n),
-    };
+    }
+}
+
+/// The model, runnable on `executor`.
+fn runnable(model: TypedModel, executor: &Executor) -> TractResult<Arc<TypedRunnableModel>> {
     let run_options = RunOptions {
-        executor: Some(executor),
+        executor: Some(executor.clone()),
         ..RunOptions::default()
     };
     model.into_runnable_with_options(&run_options)
@@ -399,9 +423,11 @@ fn tiny_plan(
         precision,
         threads: NonZeroUsize::MIN,
     };
+    let executor = executor(options);
     Plan {
         options,
-        runnable: build(file, model.image_size, options).unwrap(),
+        runnable: build(file, model.image_size, options, &executor).unwrap(),
+        executor,
         image_size: model.image_size,
         parts: model.parts,
         embed: model.embed,

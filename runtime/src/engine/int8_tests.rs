@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 use super::{
-    linear_pass_available, optimized, optimized_with, runnable, Passes, PlanOptions, Precision,
-    INT8_LINEAR_OP,
+    executor, linear_pass_available, optimized, optimized_with, runnable, Passes, PlanOptions,
+    Precision, INT8_LINEAR_OP,
 };
 use crate::test_support::onnx_model::TinyModel;
 
@@ -57,8 +57,8 @@ fn plans(
     };
     assert_eq!(ours, expected, "{names:?}");
     (
-        runnable(patched, options).unwrap(),
-        runnable(unpatched, options).unwrap(),
+        runnable(patched, &executor(options)).unwrap(),
+        runnable(unpatched, &executor(options)).unwrap(),
     )
 }
 

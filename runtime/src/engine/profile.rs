@@ -82,7 +82,7 @@ impl Plan {
         let mut profile = Profile { ops: Vec::new() };
         for _ in 0..runs {
             let one = self
-                .profile_once(image)
+                .in_pool(|| self.profile_once(image))
                 .map_err(|e| EngineError::Run(format!("{e:#}")))?;
             profile.accumulate(one);
         }
