@@ -95,8 +95,8 @@ pub enum GemmError {
 
 impl Int8Gemm {
     /// Packs weights `w` (k × n, row-major) for activations with zero point `zero_point`.
-    /// `scale` and `bias` have one value per column; a layer without bias passes zeros, which
-    /// changes no output bit (the product of a positive scale is never −0).
+    /// `scale` and `bias` have one value per column; a layer without bias passes −0.0, which
+    /// changes no output bit (x + (−0) = x for every x).
     pub fn new(
         w: &[i8],
         k: usize,

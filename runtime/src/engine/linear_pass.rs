@@ -5,8 +5,8 @@
 //!
 //! The weights, the zero-point correction, the rescale and the bias are read from the graph's
 //! constants once, at load; the output is bit-identical to tract's plan for the same layer
-//! (tested below, end to end). A layer that is not exactly this pattern (another zero point
-//! arrangement, weights that are not constant, a shape with more than one row axis) is left to
+//! (`engine`'s int8 tests, end to end). A layer that is not exactly this pattern (a weight zero
+//! point, weights that are not constant, an output whose columns do not come last) is left to
 //! tract.
 
 use std::sync::Arc;
@@ -363,7 +363,8 @@ fn rescale_chain(model: &TypedModel, einsum: usize, n: usize) -> TractResult<Opt
     };
     let (bias, output) = match bias {
         Some((bias, add)) => (bias, OutletId::new(add, 0)),
-        None => (vec![0.0; n], after_mul),
+        // x + (−0) is x for every x, −0 included: "no bias" without changing a bit.
+        None => (vec![-0.0; n], after_mul),
     };
     let fact = model.outlet_fact(output)?;
     let shape = fact.shape.as_concrete();
