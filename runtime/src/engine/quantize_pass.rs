@@ -34,8 +34,48 @@ pub struct Quantize {
 const ROUND: f32 = 12_582_912.0;
 
 impl Quantize {
-    /// Quantizes `xs` into `ys` (same length).
+    /// Quantizes `xs` into `ys` (same length), with the widest vectors this CPU has: the same
+    /// loop compiled for AVX-512 or AVX2 where the CPU has them (a default x86-64 build is
+    /// SSE2 only, and quantizing a ViT-B/16 frame took 25 ms there against 5 ms built for the
+    /// CPU). Every path does the same IEEE operations, so the bytes are the same.
     pub fn apply(&self, xs: &[f32], ys: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+                // SAFETY: the features were just detected.
+                return unsafe { self.apply_avx512(xs, ys) };
+            }
+            if is_x86_feature_detected!("avx2") {
+                // SAFETY: the feature was just detected.
+                return unsafe { self.apply_avx2(xs, ys) };
+            }
+        }
+        self.apply_portable(xs, ys)
+    }
+
+    /// [`Self::apply_portable`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F and BW.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn apply_avx512(&self, xs: &[f32], ys: &mut [u8]) {
+        self.apply_portable(xs, ys)
+    }
+
+    /// [`Self::apply_portable`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_avx2(&self, xs: &[f32], ys: &mut [u8]) {
+        self.apply_portable(xs, ys)
+    }
+
+    /// The loop, for whatever vectors the build targets.
+    #[inline(always)]
+    fn apply_portable(&self, xs: &[f32], ys: &mut [u8]) {
         // Anything beyond ±256 saturates to 0 or 255 whatever the zero point, so clamping
         // before rounding changes no output and keeps |v| far below 2²².
         // After adding ROUND, the low bits of the sum are the rounded integer: r is read off
@@ -175,6 +215,9 @@ mod tests {
                 };
                 let mut ours = vec![0u8; values.len()];
                 op.apply(&values, &mut ours);
+                let mut portable = vec![0u8; values.len()];
+                op.apply_portable(&values, &mut portable);
+                assert_eq!(ours, portable, "1/scale {inv_scale} zp {zero_point}");
                 for (x, y) in values.iter().zip(&ours) {
                     if x * inv_scale >= 2f32.powi(30) {
                         // tract's `as i32 + zero_point` overflows there (see the module doc).
