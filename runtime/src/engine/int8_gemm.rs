@@ -190,12 +190,10 @@ impl Int8Gemm {
             stride: self.n,
         };
         let panels = self.blocks.div_ceil(TILE_BLOCKS);
-        let threads = match current_tract_executor() {
-            Executor::MultiThread(pool) if rows * self.k * self.n >= THREADING_MACS => Some(pool),
-            _ => None,
-        };
-        match threads {
-            Some(pool) if pool.current_num_threads() > 1 => {
+        match current_tract_executor() {
+            Executor::MultiThread(pool)
+                if pool.current_num_threads() > 1 && rows * self.k * self.n >= THREADING_MACS =>
+            {
                 let parts = pool.current_num_threads().min(panels);
                 pool.install(|| {
                     rayon::scope(|scope| {
