@@ -3,7 +3,10 @@
 //! - `fp32` runs `visual.onnx` as stored.
 //! - `int8` runs `visual.int8.onnx` (QOperator form, real integer kernels). On x86-64 CPUs with
 //!   AVX-512 VNNI its linear layers run on our own kernel ([`linear_pass`], [`int8_gemm`]),
-//!   elsewhere (ARM boards included) on tract's; either way the output bits are tract's.
+//!   elsewhere (ARM boards included) on tract's; either way the output bits are tract's. Where
+//!   the CPU has AVX-512, its attention cores (scores, softmax, weighted values) run on our f32
+//!   kernel ([`attention_pass`], [`attention`]), held to the f64 definition rather than to
+//!   tract's bits (its softmax approximates the exponential more coarsely).
 //! - `f16` converts `visual.onnx` to f16 at load (tract's float precision translator). It is
 //!   offered only where tract has fp16 arithmetic kernels, i.e. ARMv8.2 CPUs with FEAT_FP16
 //!   (`asimdhp`: Jetson Orin, Raspberry Pi 5); elsewhere loading it is an error that says so,
@@ -36,6 +39,8 @@ use crate::manifest::ModelPrecision;
 
 /// The name of our int8 linear layer op in a plan (`linear_pass`).
 pub const INT8_LINEAR_OP: &str = "Int8Linear(xrvlm)";
+/// The name of our attention op in a plan (`attention_pass`).
+pub const ATTENTION_OP: &str = "Attention(xrvlm)";
 /// How [`Plan::int8_kernels`] names the kernel of our int8 linear layers.
 pub const INT8_LINEAR_KERNEL: &str = "xrvlm_avx512vnni_i32_8x48";
 
@@ -324,6 +329,8 @@ fn build(
 struct Passes {
     /// int8 linear layers on our kernel ([`linear_pass`]), before tract optimizes.
     linear: bool,
+    /// Attention cores on our kernel ([`attention_pass`]), before tract optimizes.
+    attention: bool,
     /// tract's activation quantizers replaced by ours ([`quantize_pass`]), after.
     quantize: bool,
 }
@@ -333,6 +340,7 @@ impl Passes {
     #[cfg(test)]
     const NONE: Passes = Passes {
         linear: false,
+        attention: false,
         quantize: false,
     };
 
@@ -341,6 +349,7 @@ impl Passes {
         let int8 = options.precision == Precision::Int8;
         Self {
             linear: int8 && linear_pass_available(),
+            attention: int8 && attention_pass_available(),
             quantize: int8,
         }
     }
@@ -350,6 +359,14 @@ impl Passes {
 fn linear_pass_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     return linear_pass::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// Whether this CPU runs [`attention_pass`]'s kernel.
+fn attention_pass_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return attention_pass::available();
     #[cfg(not(target_arch = "x86_64"))]
     return false;
 }
@@ -379,11 +396,16 @@ fn optimized_with(
         FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
             .transform(&mut model)?;
     }
-    if passes.linear {
+    if passes.linear || passes.attention {
+        model = model.into_decluttered()?;
         #[cfg(target_arch = "x86_64")]
         {
-            model = model.into_decluttered()?;
-            linear_pass::replace_linears(&mut model)?;
+            if passes.linear {
+                linear_pass::replace_linears(&mut model)?;
+            }
+            if passes.attention {
+                attention_pass::replace_attention(&mut model)?;
+            }
         }
     }
     let mut model = model.into_optimized()?;
@@ -433,6 +455,10 @@ fn tiny_plan(
         embed: model.embed,
     }
 }
+#[cfg(target_arch = "x86_64")]
+mod attention;
+#[cfg(target_arch = "x86_64")]
+mod attention_pass;
 #[cfg(target_arch = "x86_64")]
 mod int8_gemm;
 #[cfg(target_arch = "x86_64")]

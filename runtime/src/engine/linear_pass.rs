@@ -380,7 +380,7 @@ fn rescale_chain(model: &TypedModel, einsum: usize, n: usize) -> TractResult<Opt
 }
 
 /// The single consumer of node `id`'s only output, unless that output is also a model output.
-fn only_successor(model: &TypedModel, id: usize) -> TractResult<Option<&TypedNode>> {
+pub(super) fn only_successor(model: &TypedModel, id: usize) -> TractResult<Option<&TypedNode>> {
     if model.output_outlets()?.contains(&OutletId::new(id, 0)) {
         return Ok(None);
     }
