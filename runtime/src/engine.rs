@@ -5,8 +5,9 @@
 //!   AVX-512 VNNI its linear layers run on our own kernel ([`linear_pass`], [`int8_gemm`]),
 //!   elsewhere (ARM boards included) on tract's; either way the output bits are tract's. Where
 //!   the CPU has AVX-512, its attention cores (scores, softmax, weighted values) run on our f32
-//!   kernel ([`attention_pass`], [`attention`]), held to the f64 definition rather than to
-//!   tract's bits (its softmax approximates the exponential more coarsely).
+//!   kernel ([`attention_pass`], [`attention`]), and with VNNI the MLPs' QuickGELU runs in the
+//!   int8 kernel's epilogue; both are held to the f64 definition ([`vector_math`]) rather than
+//!   to tract's bits (its exponential and sigmoid are coarser approximations).
 //! - `f16` converts `visual.onnx` to f16 at load (tract's float precision translator). It is
 //!   offered only where tract has fp16 arithmetic kernels, i.e. ARMv8.2 CPUs with FEAT_FP16
 //!   (`asimdhp`: Jetson Orin, Raspberry Pi 5); elsewhere loading it is an error that says so,
@@ -329,6 +330,8 @@ fn build(
 struct Passes {
     /// int8 linear layers on our kernel ([`linear_pass`]), before tract optimizes.
     linear: bool,
+    /// QuickGELU computed by the int8 kernel of the layer before it (with `linear`).
+    activations: bool,
     /// Attention cores on our kernel ([`attention_pass`]), before tract optimizes.
     attention: bool,
     /// tract's activation quantizers replaced by ours ([`quantize_pass`]), after.
@@ -340,6 +343,7 @@ impl Passes {
     #[cfg(test)]
     const NONE: Passes = Passes {
         linear: false,
+        activations: false,
         attention: false,
         quantize: false,
     };
@@ -349,6 +353,7 @@ impl Passes {
         let int8 = options.precision == Precision::Int8;
         Self {
             linear: int8 && linear_pass_available(),
+            activations: int8 && linear_pass_available(),
             attention: int8 && attention_pass_available(),
             quantize: int8,
         }
@@ -401,7 +406,11 @@ fn optimized_with(
         #[cfg(target_arch = "x86_64")]
         {
             if passes.linear {
-                linear_pass::replace_linears(&mut model)?;
+                let fusion = match passes.activations {
+                    true => linear_pass::Fusion::QuickGelu,
+                    false => linear_pass::Fusion::Exact,
+                };
+                linear_pass::replace_linears(&mut model, fusion)?;
             }
             if passes.attention {
                 attention_pass::replace_attention(&mut model)?;
@@ -464,6 +473,8 @@ mod int8_gemm;
 #[cfg(target_arch = "x86_64")]
 mod linear_pass;
 mod quantize_pass;
+#[cfg(target_arch = "x86_64")]
+mod vector_math;
 pub use profile::{OpTime, Profile};
 
 #[cfg(test)]

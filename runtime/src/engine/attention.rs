@@ -11,12 +11,14 @@
 //!
 //! Precision: the same float steps as tract's softmax (subtract the row's max, exponentiate,
 //! sum, multiply by the sum's reciprocal), with an exponential accurate to about 1 ulp
-//! ([`exp`]) rather than tract's faster approximation, so the output is not tract's bits: the
+//! ([`vector_math::exp`]) rather than tract's faster approximation, so the output is not tract's bits: the
 //! tests hold it to the f64 definition.
 
 use std::arch::x86_64::*;
 
 use tract_linalg::multithread::{current_tract_executor, Executor};
+
+use super::vector_math::exp;
 
 /// f32 lanes of one register.
 const LANES: usize = 16;
@@ -30,7 +32,7 @@ const THREADING_MACS: usize = 1 << 21;
 
 /// Whether this CPU runs the kernel (AVX-512 F).
 pub fn available() -> bool {
-    is_x86_feature_detected!("avx512f")
+    super::vector_math::available()
 }
 
 /// The shape of one attention: q, k, v and the output are each (tokens, heads, width),
@@ -273,39 +275,6 @@ unsafe fn softmax(row: &mut [f32]) {
     }
 }
 
-/// eˣ lane by lane for x ≤ 0 (softmax's range), to about 1 ulp: x = n·ln 2 + r with
-/// |r| ≤ ln 2 / 2 (ln 2 split in two so that n·ln 2 is exact), eʳ by its Taylor series to r⁷
-/// (remainder below 6·10⁻⁹ relative), then × 2ⁿ by `vscalefps`, which also gives the subnormals
-/// and 0 below e⁻¹⁰³.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn exp(x: __m512) -> __m512 {
-    const LN2_HIGH: f32 = 0.693_359_4;
-    const LN2_LOW: f32 = -2.121_944_4e-4;
-    const TAYLOR: [f32; 8] = [
-        1.0 / 5040.0,
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ];
-    // `vmaxps` returns its second operand when either is NaN: a NaN score stays NaN.
-    let x = _mm512_max_ps(_mm512_set1_ps(-104.0), x);
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-    );
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HIGH), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LOW), r);
-    let mut p = _mm512_set1_ps(TAYLOR[0]);
-    for c in &TAYLOR[1..] {
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(*c));
-    }
-    _mm512_scalef_ps(p, n)
-}
-
 /// `out[r, :] = Σ_j p[r, j] · v[j, :]` for `rows` rows of probabilities (`padded` apart) over
 /// `tokens` keys; v's rows and the output's are `stride` apart, `width` values each.
 ///
@@ -528,41 +497,6 @@ mod tests {
             rng.vec(shape.values(), -1.0, 1.0),
         );
         assert_eq!(run(shape, &q, &k, &v, 1), run(shape, &q, &k, &v, 3));
-    }
-
-    #[test]
-    fn exp_is_within_two_ulp_down_to_subnormals() {
-        if !runs_here() {
-            return;
-        }
-        let xs: Vec<f32> = (0..=200_000).map(|i| -(i as f32) * 5e-4).collect();
-        for chunk in xs.chunks_exact(LANES) {
-            let mut got = [0f32; LANES];
-            // SAFETY: AVX-512 F is available; 16 values in, 16 out.
-            unsafe {
-                let e = exp(_mm512_loadu_ps(chunk.as_ptr()));
-                _mm512_storeu_ps(got.as_mut_ptr(), e);
-            }
-            for (&x, &y) in chunk.iter().zip(&got) {
-                let want = (x as f64).exp();
-                let ulp = (want as f32).to_bits().abs_diff(y.to_bits());
-                assert!(ulp <= 2, "exp({x}) = {y}, want {want} ({ulp} ulp)");
-            }
-        }
-        let tiny = [-88.0f32, -100.0, -104.0, -150.0, f32::NEG_INFINITY];
-        for &x in &tiny {
-            let mut got = [0f32; LANES];
-            unsafe {
-                let e = exp(_mm512_set1_ps(x));
-                _mm512_storeu_ps(got.as_mut_ptr(), e);
-            }
-            let want = ((x as f64).max(-104.0)).exp();
-            assert!(
-                (got[0] as f64 - want).abs() <= 1.5e-45,
-                "exp({x}) = {}",
-                got[0]
-            );
-        }
     }
 
     #[test]

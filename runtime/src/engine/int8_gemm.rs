@@ -19,6 +19,8 @@ use std::arch::x86_64::*;
 
 use tract_linalg::multithread::{current_tract_executor, Executor};
 
+use super::vector_math::quick_gelu;
+
 /// Rows of one register tile.
 const TILE_ROWS: usize = 8;
 /// Columns of one register block (one 512-bit register of i32).
@@ -39,6 +41,19 @@ pub fn available() -> bool {
         && is_x86_feature_detected!("avx512vnni")
 }
 
+/// What the kernel applies to each finished output value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// Nothing: the layer's output exactly as tract computes it.
+    Identity,
+    /// QuickGELU `y · σ(alpha · y)` ([`quick_gelu`], a few ulp from the definition), the
+    /// activation after CLIP's first MLP layer, applied while the values are in registers.
+    QuickGelu {
+        /// 1.702 in CLIP.
+        alpha: f32,
+    },
+}
+
 /// A linear layer ready for the kernel: weights packed in blocks of 16 columns × 4 k-bytes,
 /// with per-column zero-point offsets, scales and biases padded to whole blocks.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +70,7 @@ pub struct Int8Gemm {
     offsets: Vec<i32>,
     scale: Vec<f32>,
     bias: Vec<f32>,
+    activation: Activation,
 }
 
 /// Why a layer cannot be packed.
@@ -154,7 +170,18 @@ impl Int8Gemm {
             offsets,
             scale: pad(scale),
             bias: pad(bias),
+            activation: Activation::Identity,
         })
+    }
+
+    /// The same layer with `activation` applied to its outputs.
+    pub fn with_activation(self, activation: Activation) -> Self {
+        Self { activation, ..self }
+    }
+
+    /// The activation applied to the outputs.
+    pub fn activation(&self) -> Activation {
+        self.activation
     }
 
     /// Inputs per row.
@@ -374,6 +401,10 @@ unsafe fn kernel<const R: usize, const B: usize>(gemm: &Int8Gemm, tile: &Tile, p
         for (r, acc) in acc.iter().enumerate() {
             let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[j], offset));
             let y = _mm512_add_ps(_mm512_mul_ps(sum, scale), bias);
+            let y = match gemm.activation {
+                Activation::Identity => y,
+                Activation::QuickGelu { alpha } => quick_gelu(y, _mm512_set1_ps(alpha)),
+            };
             unsafe { _mm512_mask_storeu_ps(tile.out.add(r * tile.out_stride + col), mask, y) };
         }
     }
@@ -425,7 +456,15 @@ mod tests {
         }
     }
 
-    fn check(rows: usize, k: usize, n: usize, z: u8, threads: usize, rng: &mut Rng) {
+    /// A random layer: activations, weights, scales and biases.
+    struct Layer {
+        a: Vec<u8>,
+        w: Vec<i8>,
+        scale: Vec<f32>,
+        bias: Vec<f32>,
+    }
+
+    fn layer(rows: usize, k: usize, n: usize, rng: &mut Rng) -> Layer {
         let a: Vec<u8> = (0..rows * k).map(|_| rng.next() as u8).collect();
         // Extremes included: every weight byte value, −128 too.
         let w: Vec<i8> = (0..k * n).map(|_| rng.next() as i8).collect();
@@ -435,13 +474,23 @@ mod tests {
         let bias: Vec<f32> = (0..n)
             .map(|_| (rng.next() % 2001) as f32 * 1e-3 - 1.0)
             .collect();
-        let gemm = Int8Gemm::new(&w, k, n, z, &scale, &bias).unwrap();
-        let mut out = vec![f32::NAN; rows * n];
+        Layer { a, w, scale, bias }
+    }
+
+    fn run(gemm: &Int8Gemm, a: &[u8], threads: usize) -> Vec<f32> {
+        let mut out = vec![f32::NAN; a.len() / gemm.k() * gemm.n()];
         let executor = match threads {
             1 => Executor::SingleThread,
             n => Executor::multithread(n),
         };
-        tract_linalg::multithread::multithread_tract_scope(executor, || gemm.run(&a, &mut out));
+        tract_linalg::multithread::multithread_tract_scope(executor, || gemm.run(a, &mut out));
+        out
+    }
+
+    fn check(rows: usize, k: usize, n: usize, z: u8, threads: usize, rng: &mut Rng) {
+        let Layer { a, w, scale, bias } = layer(rows, k, n, rng);
+        let gemm = Int8Gemm::new(&w, k, n, z, &scale, &bias).unwrap();
+        let out = run(&gemm, &a, threads);
         let expected = reference(&a, &w, k, n, z, &scale, &bias);
         for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
             assert_eq!(
@@ -478,6 +527,38 @@ mod tests {
         check(197, 768, 96, 128, 2, &mut rng);
         check(64, 1024, 272, 0, 2, &mut rng);
         check(30, 2048, 40, 255, 3, &mut rng);
+    }
+
+    #[test]
+    fn quick_gelu_epilogue_is_the_activation_of_the_exact_output() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+            return;
+        }
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let alpha = 1.702f32;
+        for (rows, k, n, threads) in [(7, 64, 40, 1), (197, 192, 80, 2)] {
+            let Layer { a, w, scale, bias } = layer(rows, k, n, &mut rng);
+            // Scales large enough that the outputs cover the sigmoid's whole curve.
+            let scale: Vec<f32> = scale.iter().map(|s| s * 300.0).collect();
+            let plain = Int8Gemm::new(&w, k, n, 128, &scale, &bias).unwrap();
+            let gelu = plain
+                .clone()
+                .with_activation(Activation::QuickGelu { alpha });
+            let ys = run(&plain, &a, threads);
+            let gs = run(&gelu, &a, threads);
+            let spread = ys.iter().fold(0f32, |m, y| m.max(y.abs()));
+            assert!(spread > 8.0, "outputs up to {spread} only");
+            for (i, (&y, &g)) in ys.iter().zip(&gs).enumerate() {
+                // α·y rounded to f32 first, as in the graph (see `vector_math`'s tests).
+                let want = y as f64 / (1.0 + (-((alpha * y) as f64)).exp());
+                let ulps = (want as f32).to_bits().abs_diff(g.to_bits());
+                assert!(
+                    ulps <= 4 || (g as f64 - want).abs() < 1e-30,
+                    "{rows}×{k}×{n}: element {i}: quick_gelu({y}) = {g}, want {want}"
+                );
+            }
+        }
     }
 
     #[test]

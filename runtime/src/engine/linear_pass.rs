@@ -5,7 +5,9 @@
 //!
 //! The weights, the zero-point correction, the rescale and the bias are read from the graph's
 //! constants once, at load; the output is bit-identical to tract's plan for the same layer
-//! (`engine`'s int8 tests, end to end). A layer that is not exactly this pattern (a weight zero
+//! (`engine`'s int8 tests, end to end). With [`Fusion::QuickGelu`] a QuickGELU after a layer
+//! becomes part of it too, computed in the kernel's epilogue; that activation is not tract's
+//! bits but a few ulp from the definition. A layer that is not exactly this pattern (a weight zero
 //! point, weights that are not constant, an output whose columns do not come last) is left to
 //! tract.
 
@@ -17,9 +19,11 @@ use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::math::{Add, Mul};
+use tract_onnx::tract_core::ops::nn::Sigmoid;
 
-use super::int8_gemm::{self, Int8Gemm};
+use super::int8_gemm::{self, Activation, Int8Gemm};
 
 /// One int8 linear layer: u8 activations `T × K` in, f32 `T × N` out, each in the shape of the
 /// product it replaces.
@@ -39,7 +43,15 @@ impl Op for Int8Linear {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("{}×{} int8", self.gemm.k(), self.gemm.n())])
+        let activation = match self.gemm.activation() {
+            Activation::Identity => String::new(),
+            Activation::QuickGelu { alpha } => format!(", then QuickGELU (alpha {alpha})"),
+        };
+        Ok(vec![format!(
+            "{}×{} int8{activation}",
+            self.gemm.k(),
+            self.gemm.n()
+        )])
     }
 
     op_as_typed_op!();
@@ -102,12 +114,24 @@ pub fn available() -> bool {
     int8_gemm::available()
 }
 
-/// Replaces every int8 linear layer of a decluttered model by [`Int8Linear`]; returns how
-/// many were replaced. Call only where [`available`].
-pub fn replace_linears(model: &mut TypedModel) -> TractResult<usize> {
+/// Which activations after a layer [`replace_linears`] takes into the layer's op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fusion {
+    /// None: every output bit stays tract's.
+    Exact,
+    /// QuickGELU `x · σ(1.702 · x)` (CLIP's MLP) too, computed in the kernel's epilogue to a
+    /// few ulp of the definition ([`Activation::QuickGelu`]) rather than with tract's coarser
+    /// sigmoid.
+    QuickGelu,
+}
+
+/// Replaces every int8 linear layer of a decluttered model by [`Int8Linear`], with the
+/// activations `fusion` allows; returns how many were replaced. Call only where
+/// [`available`].
+pub fn replace_linears(model: &mut TypedModel, fusion: Fusion) -> TractResult<usize> {
     let mut replaced = 0;
     for id in 0..model.nodes().len() {
-        let Some(layer) = linear_at(model, id)? else {
+        let Some(layer) = linear_at(model, id, fusion)? else {
             continue;
         };
         let mut patch = TypedModelPatch::new(format!("Int8Linear at {}", model.node(id).name));
@@ -132,7 +156,7 @@ struct Layer {
 }
 
 /// The layer whose quantized `EinSum` is node `id`, if the whole pattern holds.
-fn linear_at(model: &TypedModel, id: usize) -> TractResult<Option<Layer>> {
+fn linear_at(model: &TypedModel, id: usize, fusion: Fusion) -> TractResult<Option<Layer>> {
     let node = model.node(id);
     let Some(einsum) = node.op_as::<EinSum>() else {
         return Ok(None);
@@ -155,7 +179,7 @@ fn linear_at(model: &TypedModel, id: usize) -> TractResult<Option<Layer>> {
         return Ok(None);
     }
     let w = geometry.weights(facts[1])?;
-    let Ok(gemm) = Int8Gemm::new(
+    let Ok(mut gemm) = Int8Gemm::new(
         &w,
         geometry.k,
         geometry.n,
@@ -165,6 +189,13 @@ fn linear_at(model: &TypedModel, id: usize) -> TractResult<Option<Layer>> {
     ) else {
         return Ok(None);
     };
+    let mut output = rescaled.output;
+    if fusion == Fusion::QuickGelu {
+        if let Some((alpha, activated)) = quick_gelu_after(model, output)? {
+            gemm = gemm.with_activation(Activation::QuickGelu { alpha });
+            output = activated;
+        }
+    }
     Ok(Some(Layer {
         op: Int8Linear {
             gemm: Arc::new(gemm),
@@ -172,8 +203,44 @@ fn linear_at(model: &TypedModel, id: usize) -> TractResult<Option<Layer>> {
             output_shape: rescaled.shape,
         },
         input: node.inputs[0],
-        output: rescaled.output,
+        output,
     }))
+}
+
+/// If `x` is read only by the three nodes of QuickGELU, `x · Sigmoid(x · alpha)` (a `Mul` by one
+/// constant, a `Sigmoid`, a `Mul` by `x`), alpha and the last node's output.
+fn quick_gelu_after(model: &TypedModel, x: OutletId) -> TractResult<Option<(f32, OutletId)>> {
+    let readers = model.outlet_successors(x);
+    if model.output_outlets()?.contains(&x) || readers.len() != 2 {
+        return Ok(None);
+    }
+    for reader in readers {
+        let scaled = model.node(reader.node);
+        let Some(alpha) = column_constant::<Mul>(model, scaled, x.node, 1)? else {
+            continue;
+        };
+        let Some(sigmoid) = only_successor(model, scaled.id)? else {
+            continue;
+        };
+        let is_sigmoid = sigmoid
+            .op_as::<ElementWiseOp>()
+            .is_some_and(|op| op.0.is::<Sigmoid>() && op.1.is_none());
+        let Some(product) = only_successor(model, sigmoid.id)? else {
+            continue;
+        };
+        let is_product = product
+            .op_as::<TypedBinOp>()
+            .is_some_and(|op| op.0.is::<Mul>() && op.1.is_none());
+        let mut inputs = product.inputs.clone();
+        inputs.sort();
+        let mut expected = vec![x, OutletId::new(sigmoid.id, 0)];
+        expected.sort();
+        let x_read_by_product = readers.iter().any(|r| r.node == product.id);
+        if is_sigmoid && is_product && inputs == expected && x_read_by_product {
+            return Ok(Some((alpha[0], OutletId::new(product.id, 0))));
+        }
+    }
+    Ok(None)
 }
 
 /// How a quantized `EinSum` maps onto rows × k times k × n. tract folds reshapes and
