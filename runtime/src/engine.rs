@@ -5,9 +5,11 @@
 //!   AVX-512 VNNI its linear layers run on our own kernel ([`linear_pass`], [`int8_gemm`]),
 //!   elsewhere (ARM boards included) on tract's; either way the output bits are tract's. Where
 //!   the CPU has AVX-512, its attention cores (scores, softmax, weighted values) run on our f32
-//!   kernel ([`attention_pass`], [`attention`]), and with VNNI the MLPs' QuickGELU runs in the
-//!   int8 kernel's epilogue; both are held to the f64 definition ([`vector_math`]) rather than
-//!   to tract's bits (its exponential and sigmoid are coarser approximations).
+//!   kernel ([`attention_pass`], [`attention`]), its LayerNorms are one op each
+//!   ([`layer_norm_pass`]), and with VNNI the MLPs' QuickGELU runs in the int8 kernel's
+//!   epilogue; these are held to the f64 definition ([`vector_math`]) rather than to tract's
+//!   bits (its exponential and sigmoid are coarser approximations, its sums run in another
+//!   order).
 //! - `f16` converts `visual.onnx` to f16 at load (tract's float precision translator). It is
 //!   offered only where tract has fp16 arithmetic kernels, i.e. ARMv8.2 CPUs with FEAT_FP16
 //!   (`asimdhp`: Jetson Orin, Raspberry Pi 5); elsewhere loading it is an error that says so,
@@ -42,6 +44,8 @@ use crate::manifest::ModelPrecision;
 pub const INT8_LINEAR_OP: &str = "Int8Linear(xrvlm)";
 /// The name of our attention op in a plan (`attention_pass`).
 pub const ATTENTION_OP: &str = "Attention(xrvlm)";
+/// The name of our LayerNorm op in a plan (`layer_norm_pass`).
+pub const LAYER_NORM_OP: &str = "LayerNorm(xrvlm)";
 /// How [`Plan::int8_kernels`] names the kernel of our int8 linear layers.
 pub const INT8_LINEAR_KERNEL: &str = "xrvlm_avx512vnni_i32_8x48";
 
@@ -334,6 +338,8 @@ struct Passes {
     activations: bool,
     /// Attention cores on our kernel ([`attention_pass`]), before tract optimizes.
     attention: bool,
+    /// LayerNorms as one op each ([`layer_norm_pass`]), before tract optimizes.
+    layer_norm: bool,
     /// tract's activation quantizers replaced by ours ([`quantize_pass`]), after.
     quantize: bool,
 }
@@ -345,6 +351,7 @@ impl Passes {
         linear: false,
         activations: false,
         attention: false,
+        layer_norm: false,
         quantize: false,
     };
 
@@ -354,7 +361,8 @@ impl Passes {
         Self {
             linear: int8 && linear_pass_available(),
             activations: int8 && linear_pass_available(),
-            attention: int8 && attention_pass_available(),
+            attention: int8 && float_passes_available(),
+            layer_norm: int8 && float_passes_available(),
             quantize: int8,
         }
     }
@@ -368,10 +376,10 @@ fn linear_pass_available() -> bool {
     return false;
 }
 
-/// Whether this CPU runs [`attention_pass`]'s kernel.
-fn attention_pass_available() -> bool {
+/// Whether this CPU runs the kernels of [`attention_pass`] and [`layer_norm_pass`].
+fn float_passes_available() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return attention_pass::available();
+    return vector_math::available();
     #[cfg(not(target_arch = "x86_64"))]
     return false;
 }
@@ -401,7 +409,7 @@ fn optimized_with(
         FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
             .transform(&mut model)?;
     }
-    if passes.linear || passes.attention {
+    if passes.linear || passes.attention || passes.layer_norm {
         model = model.into_decluttered()?;
         #[cfg(target_arch = "x86_64")]
         {
@@ -414,6 +422,9 @@ fn optimized_with(
             }
             if passes.attention {
                 attention_pass::replace_attention(&mut model)?;
+            }
+            if passes.layer_norm {
+                layer_norm_pass::replace_layer_norms(&mut model)?;
             }
         }
     }
@@ -470,6 +481,8 @@ mod attention;
 mod attention_pass;
 #[cfg(target_arch = "x86_64")]
 mod int8_gemm;
+#[cfg(target_arch = "x86_64")]
+mod layer_norm_pass;
 #[cfg(target_arch = "x86_64")]
 mod linear_pass;
 mod quantize_pass;

@@ -97,13 +97,8 @@ impl TypedOp for Attention {
     as_op!();
 }
 
-/// Whether this CPU runs the pass's kernel.
-pub fn available() -> bool {
-    attention::available()
-}
-
 /// Replaces every attention core of a decluttered model by [`Attention`]; returns how many
-/// were replaced. Call only where [`available`].
+/// were replaced. Call only where [`attention::available`].
 pub fn replace_attention(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     for id in 0..model.nodes().len() {

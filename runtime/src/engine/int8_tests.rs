@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 use super::{
-    attention_pass_available, executor, linear_pass_available, optimized, optimized_with, runnable,
-    Passes, PlanOptions, Precision, ATTENTION_OP, INT8_LINEAR_OP,
+    executor, float_passes_available, linear_pass_available, optimized, optimized_with, runnable,
+    Passes, PlanOptions, Precision, ATTENTION_OP, INT8_LINEAR_OP, LAYER_NORM_OP,
 };
 use crate::test_support::onnx_model::TinyModel;
 
@@ -44,6 +44,7 @@ fn bitwise(options: PlanOptions) -> Passes {
     Passes {
         activations: false,
         attention: false,
+        layer_norm: false,
         ..Passes::for_plan(options)
     }
 }
@@ -126,8 +127,8 @@ fn demo_int8_plan_is_bit_identical_to_tracts() {
     }
 }
 
-/// The demo bundle's int8 model with our attention cores and QuickGELU (its 4 blocks) against
-/// the same plan with tract's. Both differ from tract's by float rounding only (their own
+/// The demo bundle's int8 model with our attention cores, QuickGELU and LayerNorms against the
+/// same plan with tract's. They differ from tract's by float rounding only (their own
 /// tests hold them to a few ulp of the definition), and the next layer's quantizer absorbs
 /// nearly all of that. A value that lands on the other side of a rounding boundary moves by
 /// one quantizer step, so the bound is 1 % of the largest part value, well below what int8
@@ -145,12 +146,16 @@ fn demo_int8_plan_with_our_float_steps_stays_close_to_tracts() {
         let count =
             |model: &TypedModel, op: &str| op_names(model).iter().filter(|n| *n == op).count();
         // UnA's softmax over the parts stays tract's.
-        let cores = if attention_pass_available() { 4 } else { 0 };
+        let cores = if float_passes_available() { 4 } else { 0 };
         assert_eq!(count(&ours, ATTENTION_OP), cores);
         assert_eq!(count(&ours, "Softmax") + cores, count(&theirs, "Softmax"));
         let gelus = if linear_pass_available() { 4 } else { 0 };
         assert_eq!(count(&theirs, "Sigmoid"), 4);
         assert_eq!(count(&ours, "Sigmoid") + gelus, 4);
+        // Every LayerNorm: the pre- and post-tower ones and two per block.
+        let norms = if float_passes_available() { 10 } else { 0 };
+        assert_eq!(count(&theirs, "RmsNorm"), 10);
+        assert_eq!(count(&ours, LAYER_NORM_OP), norms);
         let ours = runnable(ours, &executor(options)).unwrap();
         let theirs = runnable(theirs, &executor(options)).unwrap();
         for (i, image) in images.iter().enumerate() {

@@ -456,7 +456,7 @@ pub(super) fn only_successor(model: &TypedModel, id: usize) -> TractResult<Optio
 
 /// If `node` is the binary op `B` of `from`'s output and a constant holding one value or one
 /// per column (shape `[1…, N]`), that constant as n values.
-fn column_constant<B: BinMiniOp>(
+pub(super) fn column_constant<B: BinMiniOp>(
     model: &TypedModel,
     node: &TypedNode,
     from: usize,
