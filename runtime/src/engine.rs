@@ -487,6 +487,8 @@ mod layer_norm_pass;
 mod linear_pass;
 mod quantize_pass;
 #[cfg(target_arch = "x86_64")]
+mod rewrite;
+#[cfg(target_arch = "x86_64")]
 mod vector_math;
 pub use profile::{OpTime, Profile};
 

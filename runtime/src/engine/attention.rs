@@ -30,6 +30,25 @@ const TILE_VECTORS: usize = 4;
 /// tract uses for its products, 2²¹).
 const THREADING_MACS: usize = 1 << 21;
 
+/// `$kernel::<R, B>($tile)` for the run-time tile height `$rows` (1 to [`TILE_ROWS`]) and width
+/// `$registers` (1 to [`TILE_VECTORS`]): each shape is compiled with its sums in registers.
+macro_rules! tile_kernel {
+    ($kernel:ident, $rows:expr, $registers:expr, $tile:expr) => {
+        tile_kernel!(@rows $kernel, $rows, $registers, $tile; 1 2 3 4 5 6)
+    };
+    (@rows $kernel:ident, $rows:expr, $registers:expr, $tile:expr; $($r:literal)*) => {
+        match ($rows, $registers) {
+            $(
+                ($r, 4) => $kernel::<$r, 4>($tile),
+                ($r, 3) => $kernel::<$r, 3>($tile),
+                ($r, 2) => $kernel::<$r, 2>($tile),
+                ($r, 1) => $kernel::<$r, 1>($tile),
+            )*
+            _ => unreachable!("a tile has 1 to {TILE_ROWS} rows and 1 to 4 registers"),
+        }
+    };
+}
+
 /// Whether this CPU runs the kernel (AVX-512 F).
 pub fn available() -> bool {
     super::vector_math::available()
@@ -178,20 +197,7 @@ unsafe fn score_rows(
             padded,
             scores: unsafe { scores.as_mut_ptr().add(first * LANES) },
         };
-        macro_rules! dispatch {
-            ($($r:literal)*) => {
-                match (rows, count) {
-                    $(
-                        ($r, 4) => unsafe { score_tile::<$r, 4>(&tile) },
-                        ($r, 3) => unsafe { score_tile::<$r, 3>(&tile) },
-                        ($r, 2) => unsafe { score_tile::<$r, 2>(&tile) },
-                        ($r, 1) => unsafe { score_tile::<$r, 1>(&tile) },
-                    )*
-                    _ => unreachable!("a tile has 1 to {TILE_ROWS} rows and 1 to 4 registers"),
-                }
-            };
-        }
-        dispatch!(1 2 3 4 5 6);
+        unsafe { tile_kernel!(score_tile, rows, count, &tile) };
         first += count;
     }
 }
@@ -309,20 +315,7 @@ unsafe fn weigh_values(
             out: unsafe { out.add(first * LANES) },
             masks,
         };
-        macro_rules! dispatch {
-            ($($r:literal)*) => {
-                match (rows, count) {
-                    $(
-                        ($r, 4) => unsafe { value_tile::<$r, 4>(&tile) },
-                        ($r, 3) => unsafe { value_tile::<$r, 3>(&tile) },
-                        ($r, 2) => unsafe { value_tile::<$r, 2>(&tile) },
-                        ($r, 1) => unsafe { value_tile::<$r, 1>(&tile) },
-                    )*
-                    _ => unreachable!("a tile has 1 to {TILE_ROWS} rows and 1 to 4 registers"),
-                }
-            };
-        }
-        dispatch!(1 2 3 4 5 6);
+        unsafe { tile_kernel!(value_tile, rows, count, &tile) };
         first += count;
     }
 }

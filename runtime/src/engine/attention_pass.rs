@@ -16,7 +16,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
 
 use super::attention::{self, Heads};
-use super::linear_pass::only_successor;
+use super::rewrite::{only_successor, replace_each, Replacement};
 
 /// Attention over q, k, v of shape (tokens, heads, width), f32, into the same shape.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -100,38 +100,12 @@ impl TypedOp for Attention {
 /// Replaces every attention core of a decluttered model by [`Attention`]; returns how many
 /// were replaced. Call only where [`attention::available`].
 pub fn replace_attention(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in 0..model.nodes().len() {
-        let Some(core) = core_at(model, id)? else {
-            continue;
-        };
-        let name = format!("{}.attention", model.node(id).name);
-        let mut patch = TypedModelPatch::new(format!("Attention at {}", model.node(id).name));
-        let inputs = core
-            .inputs
-            .iter()
-            .map(|&outlet| patch.tap_model(model, outlet))
-            .collect::<TractResult<TVec<_>>>()?;
-        let output = patch.wire_node(name, core.op, &inputs)?[0];
-        patch.shunt_outside(model, core.output, output)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    if replaced > 0 {
-        model.compact()?;
-    }
-    Ok(replaced)
+    replace_each(model, "attention", core_at)
 }
 
-/// A matched attention core: the op, its q, k, v and the outlet it replaces.
-struct Core {
-    op: Attention,
-    inputs: [OutletId; 3],
-    output: OutletId,
-}
-
-/// The attention core whose scores are node `id`, if the whole pattern holds.
-fn core_at(model: &TypedModel, id: usize) -> TractResult<Option<Core>> {
+/// The attention core whose scores are node `id`, if the whole pattern holds: our op, its q,
+/// k, v and the outlet it replaces.
+fn core_at(model: &TypedModel, id: usize) -> TractResult<Option<Replacement<Attention>>> {
     let scores = model.node(id);
     if !is_float_product(scores, "mbk,nbk->bmn")? {
         return Ok(None);
@@ -158,9 +132,9 @@ fn core_at(model: &TypedModel, id: usize) -> TractResult<Option<Core>> {
     let Some(shape) = common_shape(model, &inputs, output)? else {
         return Ok(None);
     };
-    Ok(Some(Core {
+    Ok(Some(Replacement {
         op: Attention { shape },
-        inputs,
+        inputs: inputs.into_iter().collect(),
         output,
     }))
 }

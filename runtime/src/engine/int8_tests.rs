@@ -104,6 +104,15 @@ fn patched_int8_plan_is_bit_identical_to_tracts() {
     }
 }
 
+/// The demo bundle's int8 model, its image size and three random images drawn with `seed`.
+fn demo_int8(seed: u64) -> (std::path::PathBuf, usize, Vec<Vec<f32>>) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo/visual.int8.onnx");
+    let s = 64;
+    let mut rng = crate::test_support::rng::Rng::new(seed);
+    let images = (0..3).map(|_| rng.vec(3 * s * s, -2.0, 2.0)).collect();
+    (file, s, images)
+}
+
 /// The demo bundle's int8 model, a whole ViT, through our passes and through tract: its 26
 /// int8 products (the patch embedding, whose activations tract folds into a 6-axis view; per
 /// block q, k and v, which tract splits apart, the attention output over heads × head width,
@@ -111,10 +120,7 @@ fn patched_int8_plan_is_bit_identical_to_tracts() {
 /// of 5 rows.
 #[test]
 fn demo_int8_plan_is_bit_identical_to_tracts() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo/visual.int8.onnx");
-    let s = 64;
-    let mut rng = crate::test_support::rng::Rng::new(7);
-    let images: Vec<Vec<f32>> = (0..3).map(|_| rng.vec(3 * s * s, -2.0, 2.0)).collect();
+    let (file, s, images) = demo_int8(7);
     for threads in [1, 2] {
         let (ours, theirs) = plans(&file, s, threads, 26);
         for (i, image) in images.iter().enumerate() {
@@ -135,10 +141,7 @@ fn demo_int8_plan_is_bit_identical_to_tracts() {
 /// itself moves the demo's logits by against fp32 (7 %).
 #[test]
 fn demo_int8_plan_with_our_float_steps_stays_close_to_tracts() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo/visual.int8.onnx");
-    let s = 64;
-    let mut rng = crate::test_support::rng::Rng::new(11);
-    let images: Vec<Vec<f32>> = (0..3).map(|_| rng.vec(3 * s * s, -2.0, 2.0)).collect();
+    let (file, s, images) = demo_int8(11);
     for threads in [1, 2] {
         let options = int8_options(threads);
         let ours = optimized(file.as_path(), s, options).unwrap();

@@ -18,7 +18,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::math::{Add, Mul, Sub};
 use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, RmsNorm};
 
-use super::linear_pass::{column_constant, only_successor};
+use super::rewrite::{column_constant, only_successor, replace_each, Replacement};
 use super::vector_math::available;
 
 /// f32 lanes of one register.
@@ -164,31 +164,12 @@ impl TypedOp for LayerNorm {
 /// Replaces every LayerNorm of a decluttered model by [`LayerNorm`]; returns how many were
 /// replaced. Call only where [`available`] (AVX-512 F).
 pub fn replace_layer_norms(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in 0..model.nodes().len() {
-        let Some((op, input, output)) = layer_norm_at(model, id)? else {
-            continue;
-        };
-        let name = format!("{}.layer_norm", model.node(id).name);
-        let mut patch = TypedModelPatch::new(format!("LayerNorm at {}", model.node(id).name));
-        let tapped = patch.tap_model(model, input)?;
-        let wired = patch.wire_node(name, op, &[tapped])?[0];
-        patch.shunt_outside(model, output, wired)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    if replaced > 0 {
-        model.compact()?;
-    }
-    Ok(replaced)
+    replace_each(model, "layer_norm", layer_norm_at)
 }
 
-/// The LayerNorm whose row sum is node `id`, if the whole chain holds: the op, the outlet it
+/// The LayerNorm whose row sum is node `id`, if the whole chain holds: our op, the outlet it
 /// normalises and the outlet it replaces.
-fn layer_norm_at(
-    model: &TypedModel,
-    id: usize,
-) -> TractResult<Option<(LayerNorm, OutletId, OutletId)>> {
+fn layer_norm_at(model: &TypedModel, id: usize) -> TractResult<Option<Replacement<LayerNorm>>> {
     let sum = model.node(id);
     let Some(reduce) = sum.op_as::<Reduce>() else {
         return Ok(None);
@@ -256,7 +237,11 @@ fn layer_norm_at(
         gamma: Arc::new(gamma),
         beta: Arc::new(beta),
     };
-    Ok(Some((op, x, output)))
+    Ok(Some(Replacement {
+        op,
+        inputs: tvec![x],
+        output,
+    }))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::einsum::EinSum;
@@ -24,6 +24,7 @@ use tract_onnx::tract_core::ops::math::{Add, Mul};
 use tract_onnx::tract_core::ops::nn::Sigmoid;
 
 use super::int8_gemm::{self, Activation, Int8Gemm};
+use super::rewrite::{column_constant, constant_values, only_successor, replace_each, Replacement};
 
 /// One int8 linear layer: u8 activations `T × K` in, f32 `T × N` out, each in the shape of the
 /// product it replaces.
@@ -129,34 +130,18 @@ pub enum Fusion {
 /// activations `fusion` allows; returns how many were replaced. Call only where
 /// [`available`].
 pub fn replace_linears(model: &mut TypedModel, fusion: Fusion) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in 0..model.nodes().len() {
-        let Some(layer) = linear_at(model, id, fusion)? else {
-            continue;
-        };
-        let mut patch = TypedModelPatch::new(format!("Int8Linear at {}", model.node(id).name));
-        let input = patch.tap_model(model, layer.input)?;
-        let name = format!("{}.int8_linear", model.node(id).name);
-        let output = patch.wire_node(name, layer.op, &[input])?[0];
-        patch.shunt_outside(model, layer.output, output)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    if replaced > 0 {
-        model.compact()?;
-    }
-    Ok(replaced)
+    replace_each(model, "int8_linear", |model, id| {
+        linear_at(model, id, fusion)
+    })
 }
 
-/// A matched layer: the op, the activations it reads and the outlet it replaces.
-struct Layer {
-    op: Int8Linear,
-    input: OutletId,
-    output: OutletId,
-}
-
-/// The layer whose quantized `EinSum` is node `id`, if the whole pattern holds.
-fn linear_at(model: &TypedModel, id: usize, fusion: Fusion) -> TractResult<Option<Layer>> {
+/// The layer whose quantized `EinSum` is node `id`, if the whole pattern holds: our op, the
+/// activations it reads and the outlet it replaces.
+fn linear_at(
+    model: &TypedModel,
+    id: usize,
+    fusion: Fusion,
+) -> TractResult<Option<Replacement<Int8Linear>>> {
     let node = model.node(id);
     let Some(einsum) = node.op_as::<EinSum>() else {
         return Ok(None);
@@ -196,13 +181,13 @@ fn linear_at(model: &TypedModel, id: usize, fusion: Fusion) -> TractResult<Optio
             output = activated;
         }
     }
-    Ok(Some(Layer {
+    Ok(Some(Replacement {
         op: Int8Linear {
             gemm: Arc::new(gemm),
             a_order: geometry.a_order,
             output_shape: rescaled.shape,
         },
-        input: node.inputs[0],
+        inputs: tvec![node.inputs[0]],
         output,
     }))
 }
@@ -346,14 +331,6 @@ fn with_unit_axes_first(axes: &[usize], rank: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Whether every axis but `keep` has length 1.
-fn ones_except(shape: &[usize], keep: &[usize]) -> bool {
-    shape
-        .iter()
-        .enumerate()
-        .all(|(axis, &len)| keep.contains(&axis) || len == 1)
-}
-
 /// The activation zero point, if the other quantization inputs of the `EinSum` are the ones
 /// `MatMulInteger` without a weight zero point wires: bias 0, scales 1, weight and output zero
 /// points 0. Input order: a, b, bias, a0, a_scale, b0, b_scale, c0, c_scale.
@@ -370,16 +347,6 @@ fn trivial_quant_params(facts: &[&TypedFact]) -> TractResult<Option<u8>> {
         [z] if (0.0..=255.0).contains(z) && z.fract() == 0.0 => Ok(Some(*z as u8)),
         _ => Ok(None),
     }
-}
-
-/// The values of a constant input as f32 (exact for the integer types involved).
-fn constant_values(fact: &TypedFact) -> TractResult<Option<Vec<f32>>> {
-    let Some(tensor) = fact.konst.as_ref() else {
-        return Ok(None);
-    };
-    let floats = tensor.cast_to::<f32>()?;
-    let plain = floats.try_as_plain_ram()?;
-    Ok(Some(plain.as_slice::<f32>()?.to_vec()))
 }
 
 fn constant_equal_to(fact: &TypedFact, value: f32) -> TractResult<bool> {
@@ -444,49 +411,4 @@ fn rescale_chain(model: &TypedModel, einsum: usize, n: usize) -> TractResult<Opt
         output,
         shape: shape.unwrap_or_default().into(),
     }))
-}
-
-/// The single consumer of node `id`'s only output, unless that output is also a model output.
-pub(super) fn only_successor(model: &TypedModel, id: usize) -> TractResult<Option<&TypedNode>> {
-    if model.output_outlets()?.contains(&OutletId::new(id, 0)) {
-        return Ok(None);
-    }
-    model.single_succ(id)
-}
-
-/// If `node` is the binary op `B` of `from`'s output and a constant holding one value or one
-/// per column (shape `[1…, N]`), that constant as n values.
-pub(super) fn column_constant<B: BinMiniOp>(
-    model: &TypedModel,
-    node: &TypedNode,
-    from: usize,
-    n: usize,
-) -> TractResult<Option<Vec<f32>>> {
-    let Some(op) = node.op_as::<TypedBinOp>() else {
-        return Ok(None);
-    };
-    if !op.0.is::<B>() || node.inputs.len() != 2 || op.1.is_some() {
-        return Ok(None);
-    }
-    let other = match (node.inputs[0].node == from, node.inputs[1].node == from) {
-        (true, false) => node.inputs[1],
-        (false, true) => node.inputs[0],
-        _ => return Ok(None),
-    };
-    let fact = model.outlet_fact(other)?;
-    if fact.datum_type != f32::datum_type() {
-        return Ok(None);
-    }
-    let Some(values) = constant_values(fact)? else {
-        return Ok(None);
-    };
-    let Some(shape) = fact.shape.as_concrete() else {
-        return Ok(None);
-    };
-    let per_column = shape.last() == Some(&n) && ones_except(shape, &[shape.len() - 1]);
-    Ok(match values.as_slice() {
-        [v] => Some(vec![*v; n]),
-        _ if per_column => Some(values),
-        _ => None,
-    })
 }
