@@ -6,8 +6,8 @@
 //!   elsewhere (ARM boards included) on tract's; either way the output bits are tract's. Where
 //!   the CPU has AVX-512, its attention cores (scores, softmax, weighted values) run on our f32
 //!   kernel ([`attention_pass`], [`attention`]), its LayerNorms are one op each
-//!   ([`layer_norm_pass`]), and with VNNI the MLPs' QuickGELU runs in the int8 kernel's
-//!   epilogue; these are held to the f64 definition ([`vector_math`]) rather than to tract's
+//!   ([`layer_norm_pass`]), and with VNNI the MLPs' QuickGELU runs in the int8 kernel over
+//!   each finished tile; these are held to the f64 definition ([`vector_math`]) rather than to tract's
 //!   bits (its exponential and sigmoid are coarser approximations, its sums run in another
 //!   order).
 //! - `f16` converts `visual.onnx` to f16 at load (tract's float precision translator). It is

@@ -18,10 +18,8 @@ use std::arch::x86_64::*;
 
 use tract_linalg::multithread::{current_tract_executor, Executor};
 
-use super::vector_math::exp;
+use super::vector_math::{exp, lanes, LANES};
 
-/// f32 lanes of one register.
-const LANES: usize = 16;
 /// Query rows of one register tile.
 const TILE_ROWS: usize = 6;
 /// Registers of columns of one tile: 6 rows × 4 registers = 24 accumulators of the 32.
@@ -240,14 +238,6 @@ unsafe fn score_tile<const R: usize, const B: usize>(tile: &ScoreTile) {
         for (b, acc) in acc.iter().enumerate() {
             unsafe { _mm512_storeu_ps(tile.scores.add(r * tile.padded + b * LANES), *acc) };
         }
-    }
-}
-
-/// The lanes of a register holding values `start .. start + 16` of a row of `len`.
-fn lanes(start: usize, len: usize) -> __mmask16 {
-    match len - start {
-        n if n >= LANES => !0,
-        n => (1 << n) - 1,
     }
 }
 

@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 
 use tract_linalg::multithread::{current_tract_executor, Executor};
 
-use super::vector_math::quick_gelu;
+use super::vector_math::{lanes, quick_gelu};
 
 /// Rows of one register tile.
 const TILE_ROWS: usize = 8;
@@ -47,7 +47,8 @@ pub enum Activation {
     /// Nothing: the layer's output exactly as tract computes it.
     Identity,
     /// QuickGELU `y · σ(alpha · y)` ([`quick_gelu`], a few ulp from the definition), the
-    /// activation after CLIP's first MLP layer, applied while the values are in registers.
+    /// activation after CLIP's first MLP layer, applied to each finished tile while it is in
+    /// L1.
     QuickGelu {
         /// 1.702 in CLIP.
         alpha: f32,
@@ -290,6 +291,29 @@ impl Int8Gemm {
         }
     }
 
+    /// The activation over a tile's finished outputs, while they are in L1. (Inside the
+    /// kernel, the activation's registers made the compiler spill the accumulators in its
+    /// inner loop: the int8 layers of a ViT-B/16 took 147 instead of 60 ms per frame.)
+    ///
+    /// # Safety
+    /// As [`Self::panels`], for the tile's rows and blocks.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn activate(&self, tile: &Tile, rows: usize, blocks: usize) {
+        let Activation::QuickGelu { alpha } = self.activation else {
+            return;
+        };
+        let alpha = _mm512_set1_ps(alpha);
+        for j in 0..blocks {
+            let col = (tile.block + j) * BLOCK_COLS;
+            let mask = lanes(col, self.n);
+            for r in 0..rows {
+                let at = unsafe { tile.out.add(r * tile.out_stride + col) };
+                let y = unsafe { _mm512_maskz_loadu_ps(mask, at) };
+                unsafe { _mm512_mask_storeu_ps(at, mask, quick_gelu(y, alpha)) };
+            }
+        }
+    }
+
     /// One tile: dispatches to the kernel compiled for its height and width.
     ///
     /// # Safety
@@ -309,39 +333,6 @@ impl Int8Gemm {
             };
         }
         dispatch!(1 2 3 4 5 6 7 8);
-    }
-}
-
-impl Int8Gemm {
-    /// The activation over a tile's finished outputs, while they are in L1. (Inside the
-    /// kernel, the activation's registers made the compiler spill the accumulators in its
-    /// inner loop: the int8 layers of a ViT-B/16 took 147 instead of 60 ms per frame.)
-    ///
-    /// # Safety
-    /// As [`Self::panels`], for the tile's rows and blocks.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn activate(&self, tile: &Tile, rows: usize, blocks: usize) {
-        let Activation::QuickGelu { alpha } = self.activation else {
-            return;
-        };
-        let alpha = _mm512_set1_ps(alpha);
-        for j in 0..blocks {
-            let col = (tile.block + j) * BLOCK_COLS;
-            let mask = columns(col, self.n);
-            for r in 0..rows {
-                let at = unsafe { tile.out.add(r * tile.out_stride + col) };
-                let y = unsafe { _mm512_maskz_loadu_ps(mask, at) };
-                unsafe { _mm512_mask_storeu_ps(at, mask, quick_gelu(y, alpha)) };
-            }
-        }
-    }
-}
-
-/// The columns of block starting at `col` that exist in a layer of `n`.
-fn columns(col: usize, n: usize) -> __mmask16 {
-    match n - col {
-        valid if valid >= BLOCK_COLS => !0,
-        valid => (1 << valid) - 1,
     }
 }
 
@@ -421,7 +412,7 @@ unsafe fn kernel<const R: usize, const B: usize>(gemm: &Int8Gemm, tile: &Tile, p
     }
     for j in 0..B {
         let col = (tile.block + j) * BLOCK_COLS;
-        let mask = columns(col, gemm.n);
+        let mask = lanes(col, gemm.n);
         let (offset, scale, bias) = unsafe {
             (
                 _mm512_loadu_si512(gemm.offsets.as_ptr().add(col).cast()),

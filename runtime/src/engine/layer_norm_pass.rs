@@ -19,10 +19,7 @@ use tract_onnx::tract_core::ops::math::{Add, Mul, Sub};
 use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, RmsNorm};
 
 use super::rewrite::{column_constant, only_successor, replace_each, Replacement};
-use super::vector_math::available;
-
-/// f32 lanes of one register.
-const LANES: usize = 16;
+use super::vector_math::{available, lanes, LANES};
 
 /// LayerNorm over the last axis: `(x − mean) / √(variance + eps) · γ + β` per row.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,14 +94,6 @@ impl LayerNorm {
             let y = _mm512_fmadd_ps(normed, gamma, beta);
             unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(at), mask, y) };
         }
-    }
-}
-
-/// The lanes of a register holding values `start .. start + 16` of a row of `len`.
-fn lanes(start: usize, len: usize) -> __mmask16 {
-    match len - start {
-        n if n >= LANES => !0,
-        n => (1 << n) - 1,
     }
 }
 

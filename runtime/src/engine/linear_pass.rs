@@ -6,10 +6,10 @@
 //! The weights, the zero-point correction, the rescale and the bias are read from the graph's
 //! constants once, at load; the output is bit-identical to tract's plan for the same layer
 //! (`engine`'s int8 tests, end to end). With [`Fusion::QuickGelu`] a QuickGELU after a layer
-//! becomes part of it too, computed in the kernel's epilogue; that activation is not tract's
-//! bits but a few ulp from the definition. A layer that is not exactly this pattern (a weight zero
-//! point, weights that are not constant, an output whose columns do not come last) is left to
-//! tract.
+//! becomes part of it too, computed over each finished output tile; that activation is not
+//! tract's bits but a few ulp from the definition. A layer that is not exactly this pattern (a
+//! weight zero point, weights that are not constant, an output whose columns do not come last)
+//! is left to tract.
 
 use std::sync::Arc;
 
@@ -120,9 +120,9 @@ pub fn available() -> bool {
 pub enum Fusion {
     /// None: every output bit stays tract's.
     Exact,
-    /// QuickGELU `x · σ(1.702 · x)` (CLIP's MLP) too, computed in the kernel's epilogue to a
-    /// few ulp of the definition ([`Activation::QuickGelu`]) rather than with tract's coarser
-    /// sigmoid.
+    /// QuickGELU `x · σ(1.702 · x)` (CLIP's MLP) too, computed over each finished output tile
+    /// to a few ulp of the definition ([`Activation::QuickGelu`]) rather than with tract's
+    /// coarser sigmoid.
     QuickGelu,
 }
 
@@ -216,12 +216,11 @@ fn quick_gelu_after(model: &TypedModel, x: OutletId) -> TractResult<Option<(f32,
         let is_product = product
             .op_as::<TypedBinOp>()
             .is_some_and(|op| op.0.is::<Mul>() && op.1.is_none());
-        let mut inputs = product.inputs.clone();
-        inputs.sort();
-        let mut expected = vec![x, OutletId::new(sigmoid.id, 0)];
-        expected.sort();
-        let x_read_by_product = readers.iter().any(|r| r.node == product.id);
-        if is_sigmoid && is_product && inputs == expected && x_read_by_product {
+        // The product of x and the sigmoid (so also x's other reader): x · σ(alpha · x).
+        let of_x_and_sigmoid = product.inputs.len() == 2
+            && product.inputs.contains(&x)
+            && product.inputs.contains(&OutletId::new(sigmoid.id, 0));
+        if is_sigmoid && is_product && of_x_and_sigmoid {
             return Ok(Some((alpha[0], OutletId::new(product.id, 0))));
         }
     }

@@ -6,6 +6,18 @@
 
 use std::arch::x86_64::*;
 
+/// f32 lanes of one register.
+pub const LANES: usize = 16;
+
+/// The lanes of a register holding values `start .. start + 16` of a row of `len`: the mask
+/// of the masked loads and stores at a row's end.
+pub fn lanes(start: usize, len: usize) -> __mmask16 {
+    match len - start {
+        n if n >= LANES => !0,
+        n => (1 << n) - 1,
+    }
+}
+
 /// eˣ lane by lane for x ≤ 0 (softmax's range), to about 1 ulp: x = n·ln 2 + r with
 /// |r| ≤ ln 2 / 2 (ln 2 split in two so that n·ln 2 is exact), eʳ by its Taylor series to r⁷
 /// (remainder below 6·10⁻⁹ relative), then × 2ⁿ by `vscalefps`, which also gives the subnormals
@@ -68,8 +80,6 @@ pub fn available() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const LANES: usize = 16;
 
     /// Whether the tests can run here.
     fn runs_here() -> bool {
