@@ -7,6 +7,7 @@ pub mod eval;
 pub mod export;
 pub mod histogram;
 pub mod pretrain;
+pub mod pretrain_vision;
 pub mod synth;
 pub mod train;
 
@@ -38,6 +39,9 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Pre-train a small CLIP from scratch on a synth directory (contrastive, CPU, minutes).
     Pretrain(pretrain::PretrainArgs),
+    /// Train a ModifiedResNet image tower on species and part attributes (pre-training's
+    /// supervised stage; with --eval, the world's learnability ceiling).
+    PretrainVision(pretrain_vision::PretrainVisionArgs),
     /// Generate a deterministic synthetic fine-grained bird dataset (ImageFolder + captions).
     Synth(synth::SynthArgs),
     /// Score the nearest-centroid colour-histogram baseline on a train and a test ImageFolder.
@@ -52,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Embed(a) => embed::run(a),
         Command::Export(a) => export::run(a),
         Command::Pretrain(a) => pretrain::run(a),
+        Command::PretrainVision(a) => pretrain_vision::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Synth(a) => synth::run(a),
         Command::HistogramBaseline(a) => histogram::run(a),

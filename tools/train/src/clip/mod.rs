@@ -8,6 +8,7 @@
 pub mod config;
 pub mod layers;
 pub mod ops;
+pub mod resnet;
 pub mod text;
 pub mod tokenizer;
 pub mod vision;

@@ -112,7 +112,7 @@ impl ParamStore {
 }
 
 /// A standard normal draw without an extra dependency (Box–Muller).
-mod rand_distr_free {
+pub(crate) mod rand_distr_free {
     use rand::Rng;
 
     pub fn normal(rng: &mut impl Rng) -> f32 {

@@ -53,6 +53,10 @@ pub struct Species {
     pub name: String,
     /// The canonical description, e.g. `"a bird with a red hooked beak ..."`.
     pub description: String,
+    /// The species' part attributes (`"beak_shape": "hooked"`, `"crest_colour": null`, …), the
+    /// labels of the supervised stage; empty when the file has none.
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Species {

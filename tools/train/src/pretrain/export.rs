@@ -33,11 +33,11 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// PIL's `Image.BILINEAR`, the resampling of our preprocessing.
 const PIL_BILINEAR: u32 = 2;
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), PretrainError> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), PretrainError> {
     write_atomically(path, bytes).map_err(PretrainError::io(path))
 }
 
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), PretrainError> {
+pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), PretrainError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| PretrainError::File {
         path: path.to_path_buf(),
         msg: format!("cannot serialise: {e}"),

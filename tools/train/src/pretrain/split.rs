@@ -150,6 +150,7 @@ mod tests {
             .map(|n| Species {
                 name: n.to_string(),
                 description: format!("a {n} bird."),
+                attributes: Default::default(),
             })
             .collect();
         let mut records = Vec::new();

@@ -161,6 +161,7 @@ mod tests {
         let sp = |n: &str| Species {
             name: n.into(),
             description: "d".into(),
+            attributes: Default::default(),
         };
         let task = Task {
             name: "t".into(),

@@ -1,0 +1,425 @@
+//! CLIP's ModifiedResNet image tower (the RN50 family), with OpenAI's tensor names, and the two
+//! token streams XR-VLM reads from it (`xrvlm-method.md` §2.2):
+//! - `X`: the last stage's map, one token per location `(B, HW, 32·width)`;
+//! - `F`: each location through the attention pool's `v_proj` and `c_proj` `(B, HW, D)`.
+//!
+//! Reference: OpenAI CLIP `clip/model.py` (`ModifiedResNet`, `Bottleneck`, `AttentionPool2d`):
+//! a three-convolution stem with an average pool, four stages of bottlenecks whose stride is an
+//! average pool after the 3×3 convolution (anti-aliased), and an attention pool instead of a
+//! global average pool. Every convolution is bias-free and followed by a batch norm.
+//!
+//! The convolutions run through [`conv::conv2d`] and the batch norms through
+//! [`batch_norm::BatchNorm2d`], both written for CPU training speed; the same tower code trains
+//! (`train = true`: batch statistics, running statistics updated) and runs frozen.
+
+pub mod attention_pool;
+pub mod batch_norm;
+pub mod config;
+pub mod conv;
+
+use candle_core::{Result, Tensor};
+
+use self::attention_pool::AttentionPool;
+use self::batch_norm::BatchNorm2d;
+pub use self::config::ResNetConfig;
+use self::config::EXPANSION;
+use super::vision::VisionStreams;
+use super::weights::Weights;
+use super::ClipError;
+
+/// The prefix of every image-tower tensor in OpenAI's and open_clip's state dicts.
+pub const PREFIX: &str = "visual";
+
+/// A bias-free convolution and the batch norm after it.
+#[derive(Clone)]
+struct ConvBn {
+    weight: Tensor,
+    stride: usize,
+    padding: usize,
+    bn: BatchNorm2d,
+}
+
+impl ConvBn {
+    fn load(
+        w: &Weights,
+        conv: &str,
+        bn: &str,
+        shape: [usize; 4],
+        stride: usize,
+    ) -> std::result::Result<Self, ClipError> {
+        let get = |n: &str| w.get(&format!("{bn}.{n}"), &[shape[0]]);
+        Ok(Self {
+            weight: w.get(&format!("{conv}.weight"), &shape)?,
+            stride,
+            padding: shape[2] / 2,
+            bn: BatchNorm2d::new(
+                get("weight")?,
+                get("bias")?,
+                get("running_mean")?,
+                get("running_var")?,
+            ),
+        })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = conv::conv2d(x, &self.weight, self.stride, self.padding)?;
+        self.bn.forward(&y, train)
+    }
+}
+
+/// `Bottleneck`: 1×1 → 3×3 → (avg pool) → 1×1, plus a pooled 1×1 projection of the input when
+/// the shape changes.
+#[derive(Clone)]
+struct Bottleneck {
+    conv1: ConvBn,
+    conv2: ConvBn,
+    conv3: ConvBn,
+    downsample: Option<ConvBn>,
+    stride: usize,
+}
+
+impl Bottleneck {
+    fn load(
+        w: &Weights,
+        prefix: &str,
+        inplanes: usize,
+        planes: usize,
+        stride: usize,
+    ) -> std::result::Result<Self, ClipError> {
+        let cb = |i: usize, shape: [usize; 4]| {
+            ConvBn::load(
+                w,
+                &format!("{prefix}.conv{i}"),
+                &format!("{prefix}.bn{i}"),
+                shape,
+                1,
+            )
+        };
+        let out = planes * EXPANSION;
+        let downsample = if stride > 1 || inplanes != out {
+            Some(ConvBn::load(
+                w,
+                &format!("{prefix}.downsample.1"),
+                &format!("{prefix}.downsample.2"),
+                [out, inplanes, 1, 1],
+                1,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            conv1: cb(1, [planes, inplanes, 1, 1])?,
+            conv2: cb(2, [planes, planes, 3, 3])?,
+            conv3: cb(3, [out, planes, 1, 1])?,
+            downsample,
+            stride,
+        })
+    }
+
+    fn pool(&self, x: Tensor) -> Result<Tensor> {
+        if self.stride > 1 {
+            x.avg_pool2d(self.stride)
+        } else {
+            Ok(x)
+        }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let h = self.conv1.forward(x, train)?.relu()?;
+        let h = self.pool(self.conv2.forward(&h, train)?.relu()?)?;
+        let h = self.conv3.forward(&h, train)?;
+        let identity = match &self.downsample {
+            Some(d) => d.forward(&self.pool(x.clone())?, train)?,
+            None => x.clone(),
+        };
+        (h + identity)?.relu()
+    }
+}
+
+/// The frozen or trainable ModifiedResNet.
+#[derive(Clone)]
+pub struct ResNetTower {
+    config: ResNetConfig,
+    stem: [ConvBn; 3],
+    stages: Vec<Vec<Bottleneck>>,
+    pool: AttentionPool,
+}
+
+/// The names of one bottleneck's convolutions and batch norms, `(conv, bn, shape)`, in
+/// `visual.layer{stage}.{block}`; shared with the initialiser so that the two cannot disagree.
+pub fn bottleneck_tensors(
+    stage: usize,
+    block: usize,
+    inplanes: usize,
+    planes: usize,
+    stride: usize,
+) -> Vec<(String, String, [usize; 4])> {
+    let p = format!("{PREFIX}.layer{}.{block}", stage + 1);
+    let out = planes * EXPANSION;
+    let mut t = vec![
+        (
+            format!("{p}.conv1"),
+            format!("{p}.bn1"),
+            [planes, inplanes, 1, 1],
+        ),
+        (
+            format!("{p}.conv2"),
+            format!("{p}.bn2"),
+            [planes, planes, 3, 3],
+        ),
+        (
+            format!("{p}.conv3"),
+            format!("{p}.bn3"),
+            [out, planes, 1, 1],
+        ),
+    ];
+    if stride > 1 || inplanes != out {
+        t.push((
+            format!("{p}.downsample.1"),
+            format!("{p}.downsample.2"),
+            [out, inplanes, 1, 1],
+        ));
+    }
+    t
+}
+
+/// `(stage, block, inplanes, planes, stride)` of every bottleneck, in order.
+pub fn bottlenecks(c: &ResNetConfig) -> Vec<(usize, usize, usize, usize, usize)> {
+    let mut inplanes = c.width;
+    let mut out = Vec::new();
+    for (stage, &blocks) in c.layers.iter().enumerate() {
+        let planes = c.width << stage;
+        for block in 0..blocks {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            out.push((stage, block, inplanes, planes, stride));
+            inplanes = planes * EXPANSION;
+        }
+    }
+    out
+}
+
+/// The stem's `(conv, bn, shape, stride)`.
+pub fn stem_tensors(c: &ResNetConfig) -> [(String, String, [usize; 4], usize); 3] {
+    let half = c.width / 2;
+    let t = |i: usize, shape, stride| {
+        (
+            format!("{PREFIX}.conv{i}"),
+            format!("{PREFIX}.bn{i}"),
+            shape,
+            stride,
+        )
+    };
+    [
+        t(1, [half, 3, 3, 3], 2),
+        t(2, [half, half, 3, 3], 1),
+        t(3, [c.width, half, 3, 3], 1),
+    ]
+}
+
+impl ResNetTower {
+    /// Loads `visual.*` (OpenAI names) for a tower of `config`.
+    pub fn new(w: &Weights, config: &ResNetConfig) -> std::result::Result<Self, ClipError> {
+        config.validate().map_err(ClipError::Input)?;
+        let [s1, s2, s3] = stem_tensors(config);
+        let stem = |(conv, bn, shape, stride): (String, String, [usize; 4], usize)| {
+            ConvBn::load(w, &conv, &bn, shape, stride)
+        };
+        let stem = [stem(s1)?, stem(s2)?, stem(s3)?];
+        let mut stages: Vec<Vec<Bottleneck>> = vec![Vec::new(); config.layers.len()];
+        for (stage, block, inplanes, planes, stride) in bottlenecks(config) {
+            let prefix = format!("{PREFIX}.layer{}.{block}", stage + 1);
+            stages[stage].push(Bottleneck::load(w, &prefix, inplanes, planes, stride)?);
+        }
+        let pool = AttentionPool::load(
+            w,
+            &format!("{PREFIX}.attnpool"),
+            config.tokens(),
+            config.feature_channels(),
+            config.heads,
+            config.embed_dim,
+        )?;
+        Ok(Self {
+            config: config.clone(),
+            stem,
+            stages,
+            pool,
+        })
+    }
+
+    /// The tower's configuration.
+    pub fn config(&self) -> &ResNetConfig {
+        &self.config
+    }
+
+    fn check_input(&self, pixels: &Tensor) -> std::result::Result<(), ClipError> {
+        let s = self.config.image_size;
+        match pixels.dims() {
+            [_, 3, h, w] if *h == s && *w == s => Ok(()),
+            dims => Err(ClipError::Input(format!(
+                "pixel_values has shape {dims:?}, expected (N, 3, {s}, {s})"
+            ))),
+        }
+    }
+
+    /// The last stage's map `(B, 32·width, grid, grid)`; `train` uses batch statistics.
+    pub fn feature_map(
+        &self,
+        pixels: &Tensor,
+        train: bool,
+    ) -> std::result::Result<Tensor, ClipError> {
+        self.check_input(pixels)?;
+        let mut x = pixels.clone();
+        for conv in &self.stem {
+            x = conv.forward(&x, train)?.relu()?;
+        }
+        x = x.avg_pool2d(2)?;
+        for block in self.stages.iter().flatten() {
+            x = block.forward(&x, train)?;
+        }
+        Ok(x)
+    }
+
+    /// The pooled image feature `(B, D)`, not normalised (`encode_image`).
+    pub fn pooled(&self, map: &Tensor) -> Result<Tensor> {
+        self.pool.forward(map)
+    }
+
+    /// `encode_image` in evaluation mode.
+    pub fn image_features(&self, pixels: &Tensor) -> std::result::Result<Tensor, ClipError> {
+        let map = self.feature_map(pixels, false)?;
+        Ok(self.pooled(&map)?)
+    }
+
+    /// Both token streams of §2.2, in evaluation mode.
+    pub fn streams(&self, pixels: &Tensor) -> std::result::Result<VisionStreams, ClipError> {
+        let map = self.feature_map(pixels, false)?;
+        let (b, c, h, w) = map.dims4()?;
+        let x = map.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?;
+        let f = self.pool.values(&map)?;
+        Ok(VisionStreams { x, f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pretrain::resnet_init::init_tower;
+    use candle_core::{Device, D};
+
+    /// The tower in training mode written with candle's own convolution and a composed batch
+    /// norm: the reference the fast ops must match, gradients included.
+    fn reference_map(t: &ResNetTower, pixels: &Tensor) -> Tensor {
+        let conv_bn = |c: &ConvBn, x: &Tensor| {
+            let y = x.conv2d(&c.weight, c.padding, c.stride, 1, 1).unwrap();
+            let ch = y.dim(1).unwrap();
+            let flat = y
+                .transpose(0, 1)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .reshape((ch, ()))
+                .unwrap();
+            let mean = flat.mean_keepdim(D::Minus1).unwrap();
+            let var = flat
+                .broadcast_sub(&mean)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .mean_keepdim(D::Minus1)
+                .unwrap();
+            let shape = (1, ch, 1, 1);
+            let (w, b) = c.bn.affine();
+            y.broadcast_sub(&mean.reshape(shape).unwrap())
+                .unwrap()
+                .broadcast_div(
+                    &(var + batch_norm::EPS)
+                        .unwrap()
+                        .sqrt()
+                        .unwrap()
+                        .reshape(shape)
+                        .unwrap(),
+                )
+                .unwrap()
+                .broadcast_mul(&w.reshape(shape).unwrap())
+                .unwrap()
+                .broadcast_add(&b.reshape(shape).unwrap())
+                .unwrap()
+        };
+        let mut x = pixels.clone();
+        for c in &t.stem {
+            x = conv_bn(c, &x).relu().unwrap();
+        }
+        x = x.avg_pool2d(2).unwrap();
+        for block in t.stages.iter().flatten() {
+            let h = conv_bn(&block.conv1, &x).relu().unwrap();
+            let h = block
+                .pool(conv_bn(&block.conv2, &h).relu().unwrap())
+                .unwrap();
+            let h = conv_bn(&block.conv3, &h);
+            let identity = match &block.downsample {
+                Some(d) => conv_bn(d, &block.pool(x.clone()).unwrap()),
+                None => x.clone(),
+            };
+            x = (h + identity).unwrap().relu().unwrap();
+        }
+        x
+    }
+
+    #[test]
+    fn training_forward_and_gradients_match_candle_reference() {
+        let config = ResNetConfig {
+            image_size: 64,
+            layers: [1, 2, 1, 1],
+            width: 8,
+            heads: 2,
+            embed_dim: 8,
+        };
+        let dev = Device::Cpu;
+        let params = init_tower(&config, 1, &dev).unwrap();
+        for (name, var) in params.params.named() {
+            if name.ends_with(".bn3.weight") {
+                var.set(&var.ones_like().unwrap()).unwrap();
+            }
+        }
+        let tower = ResNetTower::new(&params.weights(std::path::Path::new("t")), &config).unwrap();
+        let pixels = Tensor::randn(0f32, 1.0, (4, 3, 64, 64), &dev).unwrap();
+        let ours = tower.feature_map(&pixels, true).unwrap();
+        let theirs = reference_map(&tower, &pixels);
+        let diff = |a: &Tensor, b: &Tensor| {
+            let d = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap();
+            let s = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+            d.to_scalar::<f32>().unwrap() / s.to_scalar::<f32>().unwrap().max(1e-6)
+        };
+        assert!(
+            diff(&ours, &theirs) < 1e-4,
+            "forward differs: {}",
+            diff(&ours, &theirs)
+        );
+        let w = Tensor::randn(0f32, 1.0, ours.shape(), &dev).unwrap();
+        let ga = (&ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&theirs * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (name, var) in params.params.named() {
+            if name.contains("attnpool") {
+                continue;
+            }
+            let (a, b) = (ga.get(&var).unwrap(), gb.get(&var).unwrap());
+            assert!(
+                diff(a, b) < 1e-3,
+                "{name}: gradients differ by {}",
+                diff(a, b)
+            );
+        }
+    }
+}
