@@ -24,6 +24,6 @@ for r in $(seq 1 "$rounds"); do
       line=$($py tools/bench_pretrain_torch.py --data "$data" "${sizes[@]}" \
         --batch "$batch" --threads 2 --steps 10)
     fi
-    "$py" -c 'import json,sys; d=json.loads(sys.argv[1]); print(f"| {sys.argv[2]} | {d[\"impl\"]} | {d[\"batch\"]} | {d[\"threads\"]} | {d[\"step_seconds_median\"]:.3f} | {d[\"frames_per_second\"]:.1f} |")' "$line" "$r"
+    "$py" -c 'import json, sys; d = json.loads(sys.argv[1]); print("| %s | %s | %d | %d | %.3f | %.1f |" % (sys.argv[2], d["impl"], d["batch"], d["threads"], d["step_seconds_median"], d["frames_per_second"]))' "$line" "$r"
   done
 done

@@ -61,9 +61,10 @@ impl ConvBn {
         })
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// Convolution, batch norm, and the ReLU after them when `relu`.
+    fn forward(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
         let y = conv::conv2d(x, &self.weight, self.stride, self.padding)?;
-        self.bn.forward(&y, train)
+        self.bn.forward(&y, train, relu)
     }
 }
 
@@ -125,11 +126,11 @@ impl Bottleneck {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.conv1.forward(x, train)?.relu()?;
-        let h = self.pool(self.conv2.forward(&h, train)?.relu()?)?;
-        let h = self.conv3.forward(&h, train)?;
+        let h = self.conv1.forward(x, train, true)?;
+        let h = self.pool(self.conv2.forward(&h, train, true)?)?;
+        let h = self.conv3.forward(&h, train, false)?;
         let identity = match &self.downsample {
-            Some(d) => d.forward(&self.pool(x.clone())?, train)?,
+            Some(d) => d.forward(&self.pool(x.clone())?, train, false)?,
             None => x.clone(),
         };
         (h + identity)?.relu()
@@ -270,7 +271,7 @@ impl ResNetTower {
         self.check_input(pixels)?;
         let mut x = pixels.clone();
         for conv in &self.stem {
-            x = conv.forward(&x, train)?.relu()?;
+            x = conv.forward(&x, train, true)?;
         }
         x = x.avg_pool2d(2)?;
         for block in self.stages.iter().flatten() {
