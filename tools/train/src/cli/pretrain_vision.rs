@@ -24,7 +24,10 @@ pub struct PretrainVisionArgs {
     /// Output directory (open_clip_config.json, open_clip_model.safetensors, heads, report).
     #[arg(long)]
     pub out: PathBuf,
-    /// Keep these species (comma-separated names) out entirely.
+    /// Keep the last K species of species.json out entirely (probed after training).
+    #[arg(long, default_value_t = 0, conflicts_with = "holdout_species")]
+    pub holdout: usize,
+    /// Keep these species (comma-separated names) out entirely (probed after training).
     #[arg(long, value_delimiter = ',')]
     pub holdout_species: Vec<String>,
     /// Input side (a multiple of 32).
@@ -66,6 +69,9 @@ pub struct PretrainVisionArgs {
     /// Seed of initialisation, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Frames per held-out species for the linear probe run after training.
+    #[arg(long, default_value_t = 16)]
+    pub probe_shots: usize,
     /// Instead of training: time N optimiser steps on one random batch and print the seconds
     /// per step and frames per second as JSON (the comparison with PyTorch,
     /// `tools/bench-pretrain.sh`).
@@ -82,7 +88,11 @@ impl PretrainVisionArgs {
             data: self.data.clone(),
             eval: self.eval.clone(),
             out: self.out.clone(),
-            holdout: Holdout::Named(self.holdout_species.clone()),
+            holdout: if self.holdout_species.is_empty() {
+                Holdout::Last(self.holdout)
+            } else {
+                Holdout::Named(self.holdout_species.clone())
+            },
             tower: ResNetConfig {
                 image_size: self.image_size,
                 layers,
@@ -98,6 +108,7 @@ impl PretrainVisionArgs {
             min_crop_scale: self.min_crop_scale,
             attribute_weight: self.attribute_weight,
             seed: self.seed,
+            probe_shots: self.probe_shots,
         })
     }
 }

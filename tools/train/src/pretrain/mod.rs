@@ -37,6 +37,7 @@ pub mod export;
 pub mod init;
 pub mod loss;
 pub mod pairs;
+pub mod probe;
 pub mod resnet_init;
 pub mod run;
 pub mod split;

@@ -13,7 +13,8 @@
 //! Output directory: `open_clip_config.json` (open_clip's layout: `model_cfg.embed_dim`,
 //! `model_cfg.vision_cfg`), `open_clip_model.safetensors` (the tower under OpenAI's `visual.*`
 //! names, running statistics included), `heads.safetensors` (the species and attribute heads),
-//! `supervised.json` (settings, classes, per-epoch loss and accuracy, wall time).
+//! `supervised.json` (settings, classes, per-epoch loss and accuracy, the linear probe on the
+//! held-out species, [`super::probe`], and the wall time).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use xrvlm_runtime::preprocess::Preprocess;
 use super::captions::{CaptionRecord, SynthSet, BLANK};
 use super::export::{write, write_json};
 use super::pairs::{epoch_rng, load_images};
+use super::probe::{linear_probe, ProbeReport};
 use super::resnet_init::{init_tower, TowerParams};
 use super::split::held_out_names;
 use super::trainer::lr_at;
@@ -77,6 +79,8 @@ pub struct SupervisedConfig {
     pub attribute_weight: f64,
     /// Seed of initialisation, shuffling and augmentation.
     pub seed: u64,
+    /// Frames per held-out species the linear probe trains on.
+    pub probe_shots: usize,
 }
 
 /// The classes of a run: species (then `blank` when the data has empty frames) and, per
@@ -297,6 +301,8 @@ pub struct SupervisedReport {
     pub epochs: Vec<EpochRecord>,
     /// Final species top-1 on the evaluation set.
     pub eval_top1: Option<f64>,
+    /// The linear probe on the held-out species, when there are any.
+    pub probe: Option<ProbeReport>,
     /// Wall time of the whole run in seconds.
     pub seconds: f64,
 }
@@ -533,12 +539,32 @@ pub fn train_supervised(config: &SupervisedConfig) -> Result<SupervisedReport, P
         epochs.push(record);
     }
     write_checkpoint(&config.out, &config.tower, &model.params, &model.heads)?;
+    let probe = if held_out.is_empty() {
+        None
+    } else {
+        let p = linear_probe(
+            &model.tower,
+            &set,
+            &held_out,
+            config.probe_shots,
+            config.seed,
+        )?;
+        eprintln!(
+            "linear probe, {} held-out species, {} shots: top-1 {:.2} % on {} frames",
+            p.species.len(),
+            p.shots,
+            100.0 * p.top1,
+            p.test_frames
+        );
+        Some(p)
+    };
     let report = SupervisedReport {
         config: config.clone(),
         classes,
         train_frames: train.images.len(),
         eval_frames: eval.as_ref().map_or(0, |e| e.images.len()),
         eval_top1: epochs.last().and_then(|e| e.eval_top1),
+        probe,
         epochs,
         seconds: start.elapsed().as_secs_f64(),
     };
@@ -633,6 +659,7 @@ mod tests {
             min_crop_scale: 1.0,
             attribute_weight: 1.0,
             seed: 3,
+            probe_shots: 16,
         }
     }
 
@@ -668,6 +695,39 @@ mod tests {
                 Tensor::new(&[2u32, 0, 1, 1], &dev).unwrap(),
             ],
         }
+    }
+
+    #[test]
+    fn classes_read_attributes_with_null_as_none_and_blank_last() {
+        use super::super::captions::Species;
+        let sp = |name: &str, crest: serde_json::Value| Species {
+            name: name.into(),
+            description: String::new(),
+            attributes: BTreeMap::from([("crest_colour".to_string(), crest)]),
+        };
+        let rec = |species: &str| CaptionRecord {
+            image: format!("{species}/0.png"),
+            caption: String::new(),
+            species: species.into(),
+            night: false,
+            empty: species == BLANK,
+        };
+        let set = SynthSet {
+            root: PathBuf::from("/d"),
+            records: vec![rec("a"), rec("b"), rec("c"), rec(BLANK)],
+            species: vec![
+                sp("a", serde_json::json!("red")),
+                sp("b", serde_json::Value::Null),
+                sp("c", serde_json::json!("blue")),
+            ],
+        };
+        let classes = Classes::of(&set, &["c".to_string()]);
+        assert_eq!(classes.species, ["a", "b", "blank"]);
+        // Held-out species contribute no attribute value.
+        assert_eq!(classes.attributes["crest_colour"], ["none", "red"]);
+        assert_eq!(classes.by_species["b"], [0]);
+        assert_eq!(classes.label(&rec(BLANK)), Some(2));
+        assert_eq!(classes.label(&rec("c")), None);
     }
 
     /// A faster step must not be a wrong one: the gradient of one pre-training step's loss
