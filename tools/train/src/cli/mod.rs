@@ -4,6 +4,7 @@
 pub mod ablate;
 pub mod embed;
 pub mod eval;
+pub mod eval_vision;
 pub mod export;
 pub mod histogram;
 pub mod pretrain;
@@ -42,6 +43,8 @@ pub enum Command {
     /// Train a ModifiedResNet image tower on species and part attributes (pre-training's
     /// supervised stage; with --eval, the world's learnability ceiling).
     PretrainVision(pretrain_vision::PretrainVisionArgs),
+    /// Score a pretrain-vision checkpoint's species head: overall, day, night, per species.
+    EvalVision(eval_vision::EvalVisionArgs),
     /// Generate a deterministic synthetic fine-grained bird dataset (ImageFolder + captions).
     Synth(synth::SynthArgs),
     /// Score the nearest-centroid colour-histogram baseline on a train and a test ImageFolder.
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(a),
         Command::Pretrain(a) => pretrain::run(a),
         Command::PretrainVision(a) => pretrain_vision::run(a),
+        Command::EvalVision(a) => eval_vision::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Synth(a) => synth::run(a),
         Command::HistogramBaseline(a) => histogram::run(a),

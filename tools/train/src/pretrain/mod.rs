@@ -43,6 +43,7 @@ pub mod run;
 pub mod split;
 pub mod supervised;
 pub mod trainer;
+pub mod vision_eval;
 pub mod vocab;
 pub mod zero_shot;
 

@@ -1,0 +1,201 @@
+//! Scores a `pretrain-vision` checkpoint's species head on a synth directory: overall, by day,
+//! by night (infrared, no colour) and per species, so that a ceiling below its target says where
+//! the errors are.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor, D};
+use serde::Serialize;
+use xrvlm_runtime::preprocess::Preprocess;
+
+use super::captions::{SynthSet, BLANK};
+use super::pairs::load_images;
+use super::supervised::{CONFIG_FILE, HEADS_FILE, MODEL_FILE, REPORT_FILE};
+use super::PretrainError;
+use crate::clip::resnet::{ResNetConfig, ResNetTower};
+use crate::clip::Weights;
+
+/// Correct frames out of all.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Score {
+    /// Frames classified right.
+    pub correct: usize,
+    /// Frames scored.
+    pub frames: usize,
+}
+
+impl Score {
+    fn add(&mut self, right: bool) {
+        self.correct += usize::from(right);
+        self.frames += 1;
+    }
+
+    /// `correct / frames` (0 for none).
+    pub fn top1(&self) -> f64 {
+        self.correct as f64 / self.frames.max(1) as f64
+    }
+}
+
+/// Species top-1 split by lighting and class.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Breakdown {
+    /// Every frame of the checkpoint's classes.
+    pub all: Score,
+    /// Day frames.
+    pub day: Score,
+    /// Night (infrared) frames.
+    pub night: Score,
+    /// Per class.
+    pub per_class: BTreeMap<String, Score>,
+}
+
+fn file_err(path: &Path, msg: impl Into<String>) -> PretrainError {
+    PretrainError::File {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, PretrainError> {
+    let text = std::fs::read_to_string(path).map_err(PretrainError::io(path))?;
+    serde_json::from_str(&text).map_err(|e| file_err(path, format!("not valid JSON: {e}")))
+}
+
+/// The tower sizes of an `open_clip_config.json`.
+fn tower_config(path: &Path) -> Result<ResNetConfig, PretrainError> {
+    let json = read_json(path)?;
+    let model = &json["model_cfg"];
+    let vision = &model["vision_cfg"];
+    let field = |v: &serde_json::Value, name: &str| {
+        v[name]
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| file_err(path, format!("model_cfg: {name} is missing or not a count")))
+    };
+    let layers: Vec<usize> = vision["layers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_u64().map(|n| n as usize))
+                .collect()
+        })
+        .unwrap_or_default();
+    let config = ResNetConfig {
+        image_size: field(vision, "image_size")?,
+        layers: layers
+            .try_into()
+            .map_err(|_| file_err(path, "vision_cfg.layers: expected four stage counts"))?,
+        width: field(vision, "width")?,
+        heads: field(vision, "heads")?,
+        embed_dim: field(model, "embed_dim")?,
+    };
+    config.validate().map_err(|m| file_err(path, m))?;
+    Ok(config)
+}
+
+/// Scores the checkpoint in `dir` on the frames of `data` whose class it knows.
+pub fn evaluate_checkpoint(dir: &Path, data: &Path) -> Result<Breakdown, PretrainError> {
+    let dev = Device::Cpu;
+    let config = tower_config(&dir.join(CONFIG_FILE))?;
+    let tower = ResNetTower::new(&Weights::load(&dir.join(MODEL_FILE), &dev)?, &config)?;
+    let heads_path = dir.join(HEADS_FILE);
+    let heads = candle_core::safetensors::load(&heads_path, &dev)
+        .map_err(|e| file_err(&heads_path, e.to_string()))?;
+    let head = |name: &str| {
+        heads
+            .get(name)
+            .cloned()
+            .ok_or_else(|| file_err(&heads_path, format!("tensor {name} is missing")))
+    };
+    let (weight, bias) = (head("species.weight")?, head("species.bias")?);
+    let report_path = dir.join(REPORT_FILE);
+    let classes: Vec<String> = read_json(&report_path)?["classes"]["species"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .ok_or_else(|| file_err(&report_path, "classes.species is missing"))?;
+    let set = SynthSet::load(data)?;
+    let size = config.image_size;
+    let pre = Preprocess::for_image_size(size as u32);
+    let mut out = Breakdown::default();
+    let known: Vec<_> = set
+        .records
+        .iter()
+        .filter_map(|r| {
+            let name = if r.has_animal() {
+                r.species.as_str()
+            } else {
+                BLANK
+            };
+            classes.iter().position(|c| c == name).map(|i| (r, i))
+        })
+        .collect();
+    for chunk in known.chunks(128) {
+        let records: Vec<_> = chunk.iter().map(|(r, _)| *r).collect();
+        let mut flat = Vec::with_capacity(chunk.len() * 3 * size * size);
+        for img in load_images(&set, &records)? {
+            flat.extend(
+                pre.apply(&img)
+                    .map_err(|e| PretrainError::Config(e.to_string()))?,
+            );
+        }
+        let px = Tensor::from_vec(flat, (chunk.len(), 3, size, size), &dev)?;
+        let pred = tower
+            .image_features(&px)?
+            .matmul(&weight.t()?)?
+            .broadcast_add(&bias)?
+            .argmax(D::Minus1)?
+            .to_vec1::<u32>()?;
+        for ((r, truth), p) in chunk.iter().zip(pred) {
+            let right = p as usize == *truth;
+            out.all.add(right);
+            if r.night {
+                &mut out.night
+            } else {
+                &mut out.day
+            }
+            .add(right);
+            out.per_class
+                .entry(classes[*truth].clone())
+                .or_default()
+                .add(right);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_clip_config_is_read_and_bad_fields_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        let good = serde_json::json!({"model_cfg": {"embed_dim": 128, "vision_cfg": {
+            "image_size": 96, "layers": [1, 1, 1, 1], "width": 16, "heads": 8}}});
+        std::fs::write(&path, good.to_string()).unwrap();
+        let c = tower_config(&path).unwrap();
+        assert_eq!(
+            (c.image_size, c.width, c.heads, c.embed_dim),
+            (96, 16, 8, 128)
+        );
+        let bad = serde_json::json!({"model_cfg": {"embed_dim": 128, "vision_cfg": {
+            "image_size": 96, "layers": [1, 1, 1], "width": 16, "heads": 8}}});
+        std::fs::write(&path, bad.to_string()).unwrap();
+        let err = tower_config(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("vision_cfg.layers") && err.contains(CONFIG_FILE),
+            "{err}"
+        );
+        std::fs::write(&path, "{").unwrap();
+        assert!(tower_config(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("not valid JSON"));
+    }
+}
