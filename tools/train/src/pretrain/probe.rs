@@ -37,8 +37,13 @@ pub struct ProbeReport {
     pub chance: f64,
 }
 
-/// Frozen image features `(N, D)` of `images`, evaluation mode, centre crop.
-fn features(tower: &ResNetTower, images: &[image::RgbImage]) -> Result<Tensor, PretrainError> {
+/// Frozen image features `(N, D)` of `images`: the deployed preprocessing (resize, centre
+/// crop, CLIP normalisation), the tower in evaluation mode, 256 images at a time. The one
+/// evaluation frame path of pre-training (probe, per-epoch score, `eval-vision`).
+pub fn image_features(
+    tower: &ResNetTower,
+    images: &[image::RgbImage],
+) -> Result<Tensor, PretrainError> {
     let size = tower.config().image_size;
     let pre = Preprocess::for_image_size(size as u32);
     let mut out = Vec::new();
@@ -86,7 +91,7 @@ pub fn linear_probe(
     }
     let load = |v: &[(&CaptionRecord, u32)]| -> Result<(Tensor, Tensor), PretrainError> {
         let records: Vec<&CaptionRecord> = v.iter().map(|(r, _)| *r).collect();
-        let feats = features(tower, &load_images(set, &records)?)?;
+        let feats = image_features(tower, &load_images(set, &records)?)?;
         let labels = Tensor::new(v.iter().map(|(_, l)| *l).collect::<Vec<_>>(), &Device::Cpu)?;
         Ok((feats, labels))
     };

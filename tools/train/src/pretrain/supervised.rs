@@ -31,7 +31,7 @@ use xrvlm_runtime::preprocess::Preprocess;
 use super::captions::{CaptionRecord, SynthSet, BLANK};
 use super::export::{write, write_json};
 use super::pairs::{epoch_rng, load_images};
-use super::probe::{linear_probe, ProbeReport};
+use super::probe::{image_features, linear_probe, ProbeReport};
 use super::resnet_init::{init_tower, TowerParams};
 use super::split::held_out_names;
 use super::trainer::lr_at;
@@ -437,24 +437,16 @@ pub fn bench_steps(config: &SupervisedConfig, steps: usize) -> Result<Vec<f64>, 
 }
 
 /// Species top-1 of `tower` + `heads` on `frames` (evaluation mode, centre crop).
-fn evaluate(tower: &ResNetTower, heads: &Heads, frames: &Frames) -> candle_core::Result<f64> {
-    let size = tower.config().image_size;
-    let pre = Preprocess::for_image_size(size as u32);
-    let mut correct = 0usize;
-    for (chunk, labels) in frames.images.chunks(256).zip(frames.species.chunks(256)) {
-        let mut flat = Vec::with_capacity(chunk.len() * 3 * size * size);
-        for img in chunk {
-            flat.extend(pre.apply(img).map_err(candle_core::Error::wrap)?);
-        }
-        let px = Tensor::from_vec(flat, (chunk.len(), 3, size, size), &Device::Cpu)?;
-        let feat = tower
-            .image_features(&px)
-            .map_err(candle_core::Error::wrap)?;
-        let pred = Heads::apply(&heads.species, &feat)?
-            .argmax(D::Minus1)?
-            .to_vec1::<u32>()?;
-        correct += pred.iter().zip(labels).filter(|(p, l)| p == l).count();
-    }
+fn evaluate(tower: &ResNetTower, heads: &Heads, frames: &Frames) -> Result<f64, PretrainError> {
+    let feat = image_features(tower, &frames.images)?;
+    let pred = Heads::apply(&heads.species, &feat)?
+        .argmax(D::Minus1)?
+        .to_vec1::<u32>()?;
+    let correct = pred
+        .iter()
+        .zip(&frames.species)
+        .filter(|(p, l)| p == l)
+        .count();
     Ok(correct as f64 / frames.images.len().max(1) as f64)
 }
 

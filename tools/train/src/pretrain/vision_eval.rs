@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, D};
 use serde::Serialize;
-use xrvlm_runtime::preprocess::Preprocess;
 
 use super::captions::{SynthSet, BLANK};
 use super::pairs::load_images;
+use super::probe::image_features;
 use super::supervised::{CONFIG_FILE, HEADS_FILE, MODEL_FILE, REPORT_FILE};
 use super::PretrainError;
 use crate::clip::resnet::{ResNetConfig, ResNetTower};
@@ -119,8 +119,6 @@ pub fn evaluate_checkpoint(dir: &Path, data: &Path) -> Result<Breakdown, Pretrai
         })
         .ok_or_else(|| file_err(&report_path, "classes.species is missing"))?;
     let set = SynthSet::load(data)?;
-    let size = config.image_size;
-    let pre = Preprocess::for_image_size(size as u32);
     let mut out = Breakdown::default();
     let known: Vec<_> = set
         .records
@@ -136,16 +134,7 @@ pub fn evaluate_checkpoint(dir: &Path, data: &Path) -> Result<Breakdown, Pretrai
         .collect();
     for chunk in known.chunks(128) {
         let records: Vec<_> = chunk.iter().map(|(r, _)| *r).collect();
-        let mut flat = Vec::with_capacity(chunk.len() * 3 * size * size);
-        for img in load_images(&set, &records)? {
-            flat.extend(
-                pre.apply(&img)
-                    .map_err(|e| PretrainError::Config(e.to_string()))?,
-            );
-        }
-        let px = Tensor::from_vec(flat, (chunk.len(), 3, size, size), &dev)?;
-        let pred = tower
-            .image_features(&px)?
+        let pred = image_features(&tower, &load_images(&set, &records)?)?
             .matmul(&weight.t()?)?
             .broadcast_add(&bias)?
             .argmax(D::Minus1)?

@@ -473,16 +473,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
+        super::super::max_abs(&(a - b).unwrap())
     }
 
     /// Forward and both gradients equal candle's own convolution, for every shape the towers use.

@@ -27,6 +27,16 @@ use super::vision::VisionStreams;
 use super::weights::Weights;
 use super::ClipError;
 
+/// Largest absolute element of a tensor, for the tests' tolerances.
+#[cfg(test)]
+pub(crate) fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .and_then(|a| a.flatten_all())
+        .and_then(|a| a.max(0))
+        .and_then(|a| a.to_scalar::<f32>())
+        .expect("an f32 tensor")
+}
+
 /// The prefix of every image-tower tensor in OpenAI's and open_clip's state dicts.
 pub const PREFIX: &str = "visual";
 
@@ -386,18 +396,7 @@ mod tests {
         let pixels = Tensor::randn(0f32, 1.0, (4, 3, 64, 64), &dev).unwrap();
         let ours = tower.feature_map(&pixels, true).unwrap();
         let theirs = reference_map(&tower, &pixels);
-        let diff = |a: &Tensor, b: &Tensor| {
-            let d = (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap();
-            let s = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
-            d.to_scalar::<f32>().unwrap() / s.to_scalar::<f32>().unwrap().max(1e-6)
-        };
+        let diff = |a: &Tensor, b: &Tensor| max_abs(&(a - b).unwrap()) / max_abs(b).max(1e-6);
         assert!(
             diff(&ours, &theirs) < 1e-4,
             "forward differs: {}",
