@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Result};
+use candle_core::{Device, Result, Tensor};
 
 use crate::clip::resnet::{bottleneck_tensors, bottlenecks, stem_tensors, ResNetConfig, PREFIX};
 use crate::clip::Weights;
@@ -31,16 +31,20 @@ pub struct TowerParams {
 }
 
 impl TowerParams {
-    /// Every tensor by its OpenAI name, for [`crate::clip::resnet::ResNetTower::new`] and for
-    /// writing the checkpoint.
-    pub fn weights(&self, path: &Path) -> Weights {
-        let tensors: HashMap<_, _> = self
-            .params
+    /// Every tensor (parameters, then running statistics) by its OpenAI name: what the
+    /// checkpoint holds.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        self.params
             .named()
             .into_iter()
             .chain(self.buffers.named())
             .map(|(n, v)| (n, v.as_tensor().clone()))
-            .collect();
+            .collect()
+    }
+
+    /// The same tensors as [`Weights`], for [`crate::clip::resnet::ResNetTower::new`].
+    pub fn weights(&self, path: &Path) -> Weights {
+        let tensors: HashMap<_, _> = self.named_tensors().into_iter().collect();
         Weights::from_tensors(path, tensors)
     }
 }

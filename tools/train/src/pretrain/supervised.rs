@@ -607,15 +607,8 @@ fn write_checkpoint(
         },
     });
     write_json(&dir.join(CONFIG_FILE), &config)?;
-    let tower_tensors = params
-        .params
-        .named()
-        .into_iter()
-        .chain(params.buffers.named())
-        .map(|(n, v)| (n, v.as_tensor().clone()))
-        .collect();
     let path = dir.join(MODEL_FILE);
-    write(&path, &safetensors_bytes(&path, tower_tensors)?)?;
+    write(&path, &safetensors_bytes(&path, params.named_tensors())?)?;
     let head_tensors = heads
         .store
         .named()
