@@ -32,6 +32,19 @@ pub fn epoch_rng(seed: u64, epoch: usize, stream: u64) -> ChaCha8Rng {
     rng
 }
 
+/// The batches of `epoch` over `len` items: a seeded permutation cut into full batches of
+/// `batch_size` (the last partial one dropped, unless there is only one).
+pub fn epoch_batches(len: usize, batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(&mut epoch_rng(seed, epoch, SHUFFLE_STREAM));
+    let steps = (len / batch_size).max(1);
+    order
+        .chunks(batch_size)
+        .take(steps)
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
 /// Decodes the image of every record, in order.
 pub fn load_images(
     set: &SynthSet,
@@ -98,14 +111,7 @@ impl Pairs {
 
     /// The batches (pair indices) of `epoch`.
     pub fn epoch_batches(&self, batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        order.shuffle(&mut epoch_rng(seed, epoch, SHUFFLE_STREAM));
-        let steps = self.steps_per_epoch(batch_size);
-        order
-            .chunks(batch_size)
-            .take(steps)
-            .map(<[usize]>::to_vec)
-            .collect()
+        epoch_batches(self.len(), batch_size, seed, epoch)
     }
 
     /// A generator for the augmentation of `epoch`.

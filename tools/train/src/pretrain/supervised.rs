@@ -24,13 +24,12 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use image::RgbImage;
-use rand::seq::SliceRandom;
 use serde::Serialize;
 use xrvlm_runtime::preprocess::Preprocess;
 
 use super::captions::{CaptionRecord, SynthSet, BLANK};
 use super::export::{write, write_json};
-use super::pairs::{epoch_rng, load_images};
+use super::pairs::{epoch_batches, epoch_rng, load_images};
 use super::probe::{image_features, linear_probe, ProbeReport};
 use super::resnet_init::{init_tower, TowerParams};
 use super::split::held_out_names;
@@ -475,13 +474,7 @@ pub fn train_supervised(config: &SupervisedConfig) -> Result<SupervisedReport, P
     let mut epochs = Vec::new();
     for epoch in 0..config.epochs {
         let t0 = Instant::now();
-        let mut order: Vec<usize> = (0..train.images.len()).collect();
-        order.shuffle(&mut epoch_rng(config.seed, epoch, 0));
-        let batches: Vec<Vec<usize>> = order
-            .chunks(config.batch_size)
-            .take(steps_per_epoch)
-            .map(<[usize]>::to_vec)
-            .collect();
+        let batches = epoch_batches(train.images.len(), config.batch_size, config.seed, epoch);
         let mut rng = epoch_rng(config.seed, epoch, 1);
         let (tx, rx) = sync_channel::<candle_core::Result<Batch>>(1);
         let mut sum = 0.0;
@@ -591,6 +584,7 @@ fn write_checkpoint(
     params: &TowerParams,
     heads: &Heads,
 ) -> Result<(), PretrainError> {
+    let pre = Preprocess::for_image_size(tower.image_size as u32);
     let config = serde_json::json!({
         "model_cfg": {
             "embed_dim": tower.embed_dim,
@@ -601,10 +595,7 @@ fn write_checkpoint(
                 "heads": tower.heads,
             },
         },
-        "preprocess_cfg": {
-            "mean": Preprocess::for_image_size(tower.image_size as u32).mean,
-            "std": Preprocess::for_image_size(tower.image_size as u32).std,
-        },
+        "preprocess_cfg": {"mean": pre.mean, "std": pre.std},
     });
     write_json(&dir.join(CONFIG_FILE), &config)?;
     let path = dir.join(MODEL_FILE);

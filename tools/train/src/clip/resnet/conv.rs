@@ -61,6 +61,16 @@ impl Geometry {
         self.out_channels * self.positions()
     }
 
+    /// A column matrix for one image; empty for a pointwise convolution, which needs none.
+    fn column_buffer(&self) -> Vec<f32> {
+        let len = if self.is_pointwise() {
+            0
+        } else {
+            self.patch() * self.positions()
+        };
+        vec![0f32; len]
+    }
+
     /// Whether the input itself is the column matrix (1×1, stride 1, no padding).
     fn is_pointwise(&self) -> bool {
         self.kernel == 1 && self.stride == 1 && self.padding == 0
@@ -306,14 +316,7 @@ impl CustomOp2 for Forward {
         y.par_chunks_mut(chunk * g.out_image_len())
             .zip(x.par_chunks(chunk * g.image_len()))
             .for_each(|(ys, xs)| {
-                let mut cols = vec![
-                    0f32;
-                    if g.is_pointwise() {
-                        0
-                    } else {
-                        g.patch() * g.positions()
-                    }
-                ];
+                let mut cols = g.column_buffer();
                 for (yb, xb) in ys
                     .chunks_mut(g.out_image_len())
                     .zip(xs.chunks(g.image_len()))
@@ -373,14 +376,7 @@ impl CustomOp2 for InputGrad {
         dx.par_chunks_mut(chunk * g.image_len())
             .zip(dy.par_chunks(chunk * g.out_image_len()))
             .for_each(|(dxs, dys)| {
-                let mut cols = vec![
-                    0f32;
-                    if g.is_pointwise() {
-                        0
-                    } else {
-                        g.patch() * g.positions()
-                    }
-                ];
+                let mut cols = g.column_buffer();
                 for (dxb, dyb) in dxs
                     .chunks_mut(g.image_len())
                     .zip(dys.chunks(g.out_image_len()))
@@ -423,14 +419,7 @@ impl CustomOp2 for KernelGrad {
             .zip(dy.par_chunks(chunk * g.out_image_len()))
             .map(|(xs, dys)| {
                 let mut dw = vec![0f32; kernel_len];
-                let mut cols = vec![
-                    0f32;
-                    if g.is_pointwise() {
-                        0
-                    } else {
-                        g.patch() * g.positions()
-                    }
-                ];
+                let mut cols = g.column_buffer();
                 for (xb, dyb) in xs.chunks(g.image_len()).zip(dys.chunks(g.out_image_len())) {
                     let cols = if g.is_pointwise() {
                         xb
