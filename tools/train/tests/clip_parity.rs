@@ -242,8 +242,9 @@ fn embed_image_uses_the_shared_preprocessing() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let got = Tensor::new(rows(&json["image_embeds"]), &Device::Cpu).unwrap();
     let clip = Clip::load(&dir, &Device::Cpu).unwrap();
-    let pre =
-        xrvlm_runtime::preprocess::Preprocess::for_image_size(clip.config.vision.image_size as u32);
+    let pre = xrvlm_runtime::preprocess::Preprocess::for_image_size(
+        clip.config.vision.image_size() as u32,
+    );
     let pixels = Tensor::from_vec(pre.apply(&img).unwrap(), (1, 3, 32, 32), &Device::Cpu).unwrap();
     let want = clip.image_features(&pixels).unwrap();
     assert_eq!(max_abs_diff(&got, &want), 0.0);

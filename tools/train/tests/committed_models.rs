@@ -24,7 +24,7 @@ fn xrvlm_train() -> Command {
 #[test]
 fn mini_clip_loads_as_a_hugging_face_checkpoint() {
     let clip = Clip::load(&models().join("mini-clip"), &Device::Cpu).unwrap();
-    assert_eq!(clip.config.vision.image_size, 64);
+    assert_eq!(clip.config.vision.image_size(), 64);
     assert_eq!(clip.config.projection_dim, 64);
     let out = xrvlm_train()
         .args(["embed", "models/mini-clip", "--text"])

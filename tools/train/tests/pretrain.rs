@@ -264,3 +264,75 @@ fn every_parameter_gets_a_gradient_from_the_contrastive_loss() {
         assert!(norm > 0.0, "{name}: zero gradient");
     }
 }
+
+#[test]
+fn text_tower_aligned_to_a_locked_resnet_is_an_open_clip_checkpoint() {
+    use xrvlm_train::clip::open_clip::MODEL_FILE;
+    use xrvlm_train::clip::resnet::ResNetConfig;
+    use xrvlm_train::clip::ImageTower;
+    use xrvlm_train::pretrain::supervised::{train_supervised, SupervisedConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, image, clip_dir) = (
+        tmp.path().join("synth"),
+        tmp.path().join("image"),
+        tmp.path().join("clip"),
+    );
+    write_synth(&data);
+    train_supervised(&SupervisedConfig {
+        data: data.clone(),
+        eval: None,
+        out: image.clone(),
+        holdout: Holdout::Last(1),
+        tower: ResNetConfig {
+            image_size: 32,
+            layers: [1, 1, 1, 1],
+            width: 4,
+            heads: 2,
+            embed_dim: 16,
+        },
+        epochs: 1,
+        batch_size: 8,
+        lr: 1e-3,
+        weight_decay: 0.0,
+        warmup_steps: 0,
+        min_crop_scale: 1.0,
+        attribute_weight: 1.0,
+        seed: 3,
+        probe_shots: 2,
+    })
+    .unwrap();
+    let cfg = PretrainConfig {
+        lock_image: Some(image.clone()),
+        ..tiny_config(&data, &clip_dir)
+    };
+    let report = pretrain(&cfg, &Device::Cpu).unwrap();
+    let (first, last) = (report.epoch_losses[0], *report.epoch_losses.last().unwrap());
+    assert!(last < first - 0.05, "loss {first} -> {last}");
+    assert!(report.zero_shot.held_out.is_some());
+
+    // The written checkpoint is open_clip's layout with OpenAI's names, and loads as a CLIP.
+    let clip = Clip::load(&clip_dir, &Device::Cpu).unwrap();
+    assert_eq!(clip.config, report.config);
+    assert!(matches!(clip.vision, ImageTower::ResNet(_)));
+    let written = candle_core::safetensors::load(clip_dir.join(MODEL_FILE), &Device::Cpu).unwrap();
+    for name in [
+        "transformer.resblocks.1.attn.in_proj_weight",
+        "token_embedding.weight",
+        "text_projection",
+        "logit_scale",
+    ] {
+        assert!(written.contains_key(name), "{name} missing");
+    }
+    assert!(!written.keys().any(|n| n.starts_with("text_model.")));
+    // The image tower is the locked one, bit for bit.
+    let locked = candle_core::safetensors::load(image.join(MODEL_FILE), &Device::Cpu).unwrap();
+    for (name, t) in &locked {
+        let w = &written[name];
+        let same = t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            == w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(same, "{name} changed");
+    }
+    // The locked tower's checkpoint alone is not a CLIP, and says what to do.
+    let err = Clip::load(&image, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("--lock-image"), "{err}");
+}

@@ -90,7 +90,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn image_embeds(clip: &Clip, args: &EmbedArgs, device: &Device) -> anyhow::Result<Vec<Vec<f32>>> {
-    let size = clip.config.vision.image_size;
+    let size = clip.config.vision.image_size();
     let mut batches = Vec::new();
     if !args.images.is_empty() {
         let pre = Preprocess::for_image_size(size as u32);

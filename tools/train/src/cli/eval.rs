@@ -54,7 +54,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             None => bail!("the run has no evaluation set; pass --data DIR"),
         },
     };
-    let pre = Preprocess::for_image_size(model.clip.config.vision.image_size as u32);
+    let pre = Preprocess::for_image_size(model.clip.config.vision.image_size() as u32);
     let outcome = evaluate(&model, &ds, &pre, args.batch_size, &probe, |_| {})?;
     for f in &outcome.failures {
         eprintln!(

@@ -101,6 +101,11 @@ pub struct PretrainArgs {
     /// Joint embedding size.
     #[arg(long, default_value_t = size_defaults().projection_dim)]
     pub projection_dim: usize,
+    /// Keep this trained ModifiedResNet image tower (a `pretrain-vision --out` directory) frozen
+    /// and train the text tower alone to meet it (LiT); the image size flags are then ignored and
+    /// the checkpoint is written in open_clip's layout.
+    #[arg(long)]
+    pub lock_image: Option<PathBuf>,
     /// Replace a checkpoint already in --out.
     #[arg(long)]
     pub overwrite: bool,
@@ -146,6 +151,7 @@ impl PretrainArgs {
                 projection_dim: self.projection_dim,
                 ..ModelSize::default()
             },
+            lock_image: self.lock_image.clone(),
             overwrite: self.overwrite,
             progress: !self.quiet,
             ..PretrainConfig::new(self.data.clone(), self.out.clone())

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::resnet::ResNetConfig;
 use super::ClipError;
 
 /// The MLP activation of a tower, as named in `config.json` (`hidden_act`).
@@ -98,13 +99,50 @@ impl VisionConfig {
     }
 }
 
+/// The image tower of a checkpoint: a ViT (Hugging Face `config.json`) or a ModifiedResNet
+/// (open_clip's `open_clip_config.json`, [`super::open_clip`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageConfig {
+    /// A vision transformer.
+    Vit(VisionConfig),
+    /// CLIP's ModifiedResNet.
+    ResNet(ResNetConfig),
+}
+
+impl ImageConfig {
+    /// Input side in pixels.
+    pub fn image_size(&self) -> usize {
+        match self {
+            Self::Vit(v) => v.image_size,
+            Self::ResNet(r) => r.image_size,
+        }
+    }
+
+    /// Width of the attention-source tokens `X` UnA reads (§2.1, §2.2).
+    pub fn token_width(&self) -> usize {
+        match self {
+            Self::Vit(v) => v.hidden_size,
+            Self::ResNet(r) => r.feature_channels(),
+        }
+    }
+
+    /// The ViT's settings, when the tower is one.
+    pub fn vit(&self) -> Option<&VisionConfig> {
+        match self {
+            Self::Vit(v) => Some(v),
+            Self::ResNet(_) => None,
+        }
+    }
+}
+
 /// A whole CLIP checkpoint's configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClipConfig {
     /// Text tower.
     pub text: TextConfig,
     /// Image tower.
-    pub vision: VisionConfig,
+    pub vision: ImageConfig,
     /// Joint embedding size D.
     pub projection_dim: usize,
 }
@@ -130,7 +168,7 @@ impl ClipConfig {
         let vision_cfg = fields.section("vision_config")?;
         let config = Self {
             text: text_cfg.text()?,
-            vision: vision_cfg.vision()?,
+            vision: ImageConfig::Vit(vision_cfg.vision()?),
             projection_dim: fields.usize_or("projection_dim", 512)?,
         };
         config.validate(path)?;
@@ -144,7 +182,9 @@ impl ClipConfig {
                 msg,
             })
         };
-        let v = &self.vision;
+        let ImageConfig::Vit(v) = &self.vision else {
+            return bad("config.json describes a ViT image tower".into());
+        };
         let t = &self.text;
         if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return bad(format!(
@@ -213,7 +253,7 @@ impl ClipConfig {
                 eos_token_id: 2,
                 pad_token_id: 1,
             },
-            vision: VisionConfig {
+            vision: ImageConfig::Vit(VisionConfig {
                 hidden_size: v_width,
                 intermediate_size: 4 * v_width,
                 num_hidden_layers: v_layers,
@@ -223,21 +263,27 @@ impl ClipConfig {
                 num_channels: 3,
                 hidden_act: Activation::QuickGelu,
                 layer_norm_eps: 1e-5,
-            },
+            }),
             projection_dim,
         }
     }
 
     /// Serialises the config as a Hugging Face `config.json` that [`ClipConfig::parse`] and
-    /// transformers both read.
-    pub fn to_hf_json(&self) -> serde_json::Value {
+    /// transformers both read; a ResNet tower has no such layout (it is written as open_clip's).
+    pub fn to_hf_json(&self) -> Result<serde_json::Value, ClipError> {
         let act = |a: Activation| match a {
             Activation::QuickGelu => "quick_gelu",
             Activation::Gelu => "gelu",
         };
         let t = &self.text;
-        let v = &self.vision;
-        serde_json::json!({
+        let ImageConfig::Vit(v) = &self.vision else {
+            return Err(ClipError::Input(
+                "a ResNet image tower has no Hugging Face config.json; it is written in \
+                 open_clip's layout"
+                    .into(),
+            ));
+        };
+        Ok(serde_json::json!({
             "architectures": ["CLIPModel"],
             "model_type": "clip",
             "projection_dim": self.projection_dim,
@@ -261,7 +307,7 @@ impl ClipConfig {
                 "hidden_act": act(v.hidden_act), "layer_norm_eps": v.layer_norm_eps,
                 "projection_dim": self.projection_dim,
             },
-        })
+        }))
     }
 }
 
@@ -386,16 +432,17 @@ mod tests {
             ClipConfig::vit_base_patch16(),
             ClipConfig::vit_large_patch14(),
         ] {
-            let text = cfg.to_hf_json().to_string();
+            let text = cfg.to_hf_json().unwrap().to_string();
             let back = ClipConfig::parse(&text, Path::new("config.json")).unwrap();
             assert_eq!(back, cfg);
         }
-        assert_eq!(ClipConfig::vit_base_patch16().vision.num_tokens(), 197);
+        let b16 = ClipConfig::vit_base_patch16();
+        assert_eq!(b16.vision.vit().unwrap().num_tokens(), 197);
     }
 
     #[test]
     fn unknown_activation_names_file_and_field() {
-        let mut json = ClipConfig::vit_base_patch32().to_hf_json();
+        let mut json = ClipConfig::vit_base_patch32().to_hf_json().unwrap();
         json["vision_config"]["hidden_act"] = "swish".into();
         let err = ClipConfig::parse(&json.to_string(), Path::new("/ckpt/config.json"))
             .unwrap_err()
@@ -409,7 +456,7 @@ mod tests {
     fn missing_tower_and_bad_sizes_are_errors() {
         let err = ClipConfig::parse("{\"text_config\": {}}", Path::new("c.json")).unwrap_err();
         assert!(err.to_string().contains("vision_config"), "{err}");
-        let mut json = ClipConfig::vit_base_patch32().to_hf_json();
+        let mut json = ClipConfig::vit_base_patch32().to_hf_json().unwrap();
         json["vision_config"]["patch_size"] = 30.into();
         let err = ClipConfig::parse(&json.to_string(), Path::new("c.json")).unwrap_err();
         assert!(err.to_string().contains("patch_size"), "{err}");

@@ -1,12 +1,16 @@
-//! CLIP as Hugging Face writes it: `config.json`, `model.safetensors` (HF tensor names) and
-//! `tokenizer.json`, loaded offline, for any ViT size.
+//! CLIP checkpoints, loaded offline: a ViT as Hugging Face writes it (`config.json`,
+//! `model.safetensors` with HF tensor names), or a ModifiedResNet in open_clip's layout
+//! (`open_clip_config.json`, `open_clip_model.safetensors` with OpenAI's names, [`open_clip`]);
+//! either with a `tokenizer.json`.
 //!
 //! Reference: transformers `models/clip/modeling_clip.py` (`CLIPModel`). Every op on the text
 //! path has a backward pass ([`ops`]), because MPP's context vectors learn through the frozen
 //! text tower.
 
 pub mod config;
+pub mod image;
 pub mod layers;
+pub mod open_clip;
 pub mod ops;
 pub mod resnet;
 pub mod text;
@@ -18,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 
-pub use config::{Activation, ClipConfig, TextConfig, VisionConfig};
+pub use config::{Activation, ClipConfig, ImageConfig, TextConfig, VisionConfig};
+pub use image::ImageTower;
 pub use text::TextTower;
 pub use tokenizer::ClipTokenizer;
 pub use vision::{VisionStreams, VisionTower};
@@ -81,8 +86,8 @@ pub enum ClipError {
 pub struct Clip {
     /// The parsed `config.json`.
     pub config: ClipConfig,
-    /// The image tower with `visual_projection`.
-    pub vision: VisionTower,
+    /// The image tower with its projection (ViT) or attention pool (ResNet).
+    pub vision: ImageTower,
     /// The text tower with `text_projection`.
     pub text: TextTower,
     /// The tokenizer, when the directory has a `tokenizer.json`.
@@ -96,9 +101,18 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// Loads `dir/config.json`, `dir/model.safetensors` and, when present, `dir/tokenizer.json`.
-    /// The weights are constants (not variables): the towers are frozen and receive no gradient.
+    /// Loads `dir/open_clip_config.json` and `dir/open_clip_model.safetensors` when the
+    /// directory has them, else `dir/config.json` and `dir/model.safetensors`; and, when present,
+    /// `dir/tokenizer.json`. The weights are constants (not variables): the towers are frozen and
+    /// receive no gradient.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, ClipError> {
+        if open_clip::is_open_clip(dir) {
+            let path = dir.join(open_clip::CONFIG_FILE);
+            let config = open_clip::OpenClipConfig::load(&path)?.clip_config(&path)?;
+            let weights = Weights::load(&dir.join(open_clip::MODEL_FILE), device)?;
+            let weights = weights.map_tensors(open_clip::text_to_hf)?;
+            return Self::from_weights(config, weights, dir);
+        }
         let config = ClipConfig::load(&dir.join("config.json"))?;
         let weights = Weights::load(&dir.join("model.safetensors"), device)?;
         Self::from_weights(config, weights, dir)
@@ -110,7 +124,12 @@ impl Clip {
         weights: Weights,
         dir: &Path,
     ) -> Result<Self, ClipError> {
-        let vision = VisionTower::new(&weights, &config.vision, config.projection_dim)?;
+        let vision = match &config.vision {
+            ImageConfig::Vit(v) => {
+                ImageTower::Vit(VisionTower::new(&weights, v, config.projection_dim)?)
+            }
+            ImageConfig::ResNet(r) => ImageTower::ResNet(resnet::ResNetTower::new(&weights, r)?),
+        };
         let text = TextTower::new(&weights, &config.text, config.projection_dim)?;
         let logit_scale = match weights.get_optional("logit_scale")? {
             Some(t) => t

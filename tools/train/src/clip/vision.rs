@@ -13,12 +13,14 @@ use super::layers::{load_layers, BlockShape, EncoderLayer, LayerNorm, Linear};
 use super::weights::Weights;
 use super::ClipError;
 
-/// The two token streams of §2.1.
+/// The two token streams of §2.1 (§2.2 for a ResNet), and the tower's pooled image feature.
 pub struct VisionStreams {
-    /// Block L−2 output `(B, N, width)`.
+    /// Block L−2 output `(B, N, width)` (a ResNet's last map, one token per location).
     pub x: Tensor,
-    /// All tokens after `post_layernorm` and the projection `(B, N, D)`.
+    /// All tokens after `post_layernorm` and the projection `(B, N, D)` (a ResNet's value path).
     pub f: Tensor,
+    /// `get_image_features` `(B, D)`: the projected CLS token (a ResNet's attention pool).
+    pub pooled: Tensor,
 }
 
 /// The frozen image tower.
@@ -126,7 +128,8 @@ impl VisionTower {
         }
         let x = x.ok_or_else(|| ClipError::Input("vision tower has fewer than 2 blocks".into()))?;
         let f = self.projection.forward(&self.post_ln.forward(&h)?)?;
-        Ok(VisionStreams { x, f })
+        let pooled = f.narrow(1, 0, 1)?.squeeze(1)?;
+        Ok(VisionStreams { x, f, pooled })
     }
 
     /// `get_image_features`: the projected CLS token `(B, D)`, not normalised.

@@ -41,6 +41,17 @@ impl Weights {
         }
     }
 
+    /// The same file's tensors under other names (a layout's renaming, [`super::open_clip`]).
+    pub fn map_tensors(
+        self,
+        f: impl FnOnce(HashMap<String, Tensor>) -> candle_core::Result<HashMap<String, Tensor>>,
+    ) -> Result<Self, ClipError> {
+        Ok(Self {
+            tensors: f(self.tensors)?,
+            ..self
+        })
+    }
+
     /// Returns tensors in `dtype` (f32 by default; bf16 for mixed precision on CUDA).
     pub fn with_dtype(mut self, dtype: DType) -> Self {
         self.dtype = dtype;

@@ -70,6 +70,11 @@ pub enum ExportError {
          export an image graph"
     )]
     NoParts(HeadKind),
+    /// The image tower is a ModifiedResNet, whose ONNX graph is not written yet.
+    #[error(
+        "the image tower is a ModifiedResNet; the ONNX export writes ViT image towers only so far"
+    )]
+    ResNetTower,
     /// A tensor the graph needs is missing from the model or has the wrong shape.
     #[error("model tensor {name}: {msg}")]
     Tensor {

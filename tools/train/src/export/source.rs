@@ -180,7 +180,13 @@ impl VisualSource {
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect();
         let w = Weights::from_tensors(&model.clip.dir.join("model.safetensors"), frozen);
-        let vision = model.clip.config.vision.clone();
+        let vision = model
+            .clip
+            .config
+            .vision
+            .vit()
+            .cloned()
+            .ok_or(ExportError::ResNetTower)?;
         let tower = TowerReader {
             w: &w,
             c: &vision,

@@ -234,6 +234,7 @@ impl Model {
         Ok(VisionStreams {
             x: s.x.detach().to_dtype(DType::F32)?,
             f: s.f.detach().to_dtype(DType::F32)?,
+            pooled: s.pooled.detach().to_dtype(DType::F32)?,
         })
     }
 
@@ -324,7 +325,7 @@ impl Model {
                 (sum / mlps.len() as f64)?
             }
             Head::Coop { .. } | Head::ZeroShot { .. } => {
-                let img = l2_normalize(&streams.f.narrow(1, 0, 1)?.squeeze(1)?)?;
+                let img = l2_normalize(&streams.pooled)?;
                 let t = class_features.ok_or_else(need)?;
                 (img.matmul(&t.t()?)? * self.clip.logit_scale.exp() as f64)?
             }
@@ -353,7 +354,7 @@ fn build_head(
     buffers: &mut ParamStore,
     device: &Device,
 ) -> Result<Head, ModelError> {
-    let width = clip.config.vision.hidden_size;
+    let width = clip.config.vision.token_width();
     let d = clip.config.projection_dim;
     let n = classes.len();
     let una = |p: &mut ParamStore, b: &mut ParamStore| Una::new(p, b, width, c.parts, c.una_tau);

@@ -96,6 +96,7 @@ mod tests {
         let streams = VisionStreams {
             x: Tensor::randn(0f32, 1.0, (2, 5, 8), &dev).unwrap(),
             f: Tensor::randn(0f32, 1.0, (2, 5, 6), &dev).unwrap(),
+            pooled: Tensor::randn(0f32, 1.0, (2, 6), &dev).unwrap(),
         };
         let v = una.forward(&streams, true).unwrap();
         assert_eq!(v.dims(), &[2, 4, 6]);

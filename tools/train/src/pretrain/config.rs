@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::PretrainError;
-use crate::clip::{Activation, ClipConfig, TextConfig, VisionConfig};
+use crate::clip::{Activation, ClipConfig, ImageConfig, TextConfig, VisionConfig};
 
 /// Sizes of the small CLIP (transformers' `CLIPConfig` fields, all `quick_gelu`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,6 +55,33 @@ impl Default for ModelSize {
 pub const MIN_VISION_LAYERS: usize = 4;
 
 impl ModelSize {
+    /// The text tower of these sizes (see [`ModelSize::clip_config`]), its heads checked.
+    pub fn text_config(
+        &self,
+        vocab_size: usize,
+        context: usize,
+        eot_id: u32,
+    ) -> Result<TextConfig, PretrainError> {
+        if self.text_heads == 0 || !self.text_width.is_multiple_of(self.text_heads) {
+            return Err(PretrainError::Config(format!(
+                "--text-width {} is not divisible by --text-heads {}",
+                self.text_width, self.text_heads
+            )));
+        }
+        Ok(TextConfig {
+            vocab_size,
+            hidden_size: self.text_width,
+            intermediate_size: self.mlp_ratio * self.text_width,
+            num_hidden_layers: self.text_layers,
+            num_attention_heads: self.text_heads,
+            max_position_embeddings: context,
+            hidden_act: Activation::QuickGelu,
+            layer_norm_eps: 1e-5,
+            eos_token_id: eot_id,
+            pad_token_id: eot_id,
+        })
+    }
+
     /// The HF config of a model of these sizes for a tokenizer of `vocab_size` tokens whose
     /// `<|endoftext|>` is `eot_id`, with a text context of `context` tokens. The config is
     /// checked as `config.json` would be.
@@ -71,19 +98,8 @@ impl ModelSize {
             )));
         }
         let config = ClipConfig {
-            text: TextConfig {
-                vocab_size,
-                hidden_size: self.text_width,
-                intermediate_size: self.mlp_ratio * self.text_width,
-                num_hidden_layers: self.text_layers,
-                num_attention_heads: self.text_heads,
-                max_position_embeddings: context,
-                hidden_act: Activation::QuickGelu,
-                layer_norm_eps: 1e-5,
-                eos_token_id: eot_id,
-                pad_token_id: eot_id,
-            },
-            vision: VisionConfig {
+            text: self.text_config(vocab_size, context, eot_id)?,
+            vision: ImageConfig::Vit(VisionConfig {
                 hidden_size: self.vision_width,
                 intermediate_size: self.mlp_ratio * self.vision_width,
                 num_hidden_layers: self.vision_layers,
@@ -93,12 +109,12 @@ impl ModelSize {
                 num_channels: 3,
                 hidden_act: Activation::QuickGelu,
                 layer_norm_eps: 1e-5,
-            },
+            }),
             projection_dim: self.projection_dim,
         };
         // The same checks as a loaded config.json (patch divides image, heads divide width).
         ClipConfig::parse(
-            &config.to_hf_json().to_string(),
+            &config.to_hf_json()?.to_string(),
             Path::new("the model size flags"),
         )
         .map_err(|e| PretrainError::Config(e.to_string()))
@@ -149,8 +165,12 @@ pub struct PretrainConfig {
     pub seed: u64,
     /// Measure held-out zero-shot accuracy every N epochs (0: only at the end).
     pub eval_every: usize,
-    /// Model sizes.
+    /// Model sizes (only the text tower's when the image tower is locked).
     pub size: ModelSize,
+    /// A trained ModifiedResNet image tower (a `pretrain-vision` checkpoint) to keep frozen
+    /// while only the text tower learns (LiT, [`super::locked`]); the checkpoint is then written
+    /// in open_clip's layout.
+    pub lock_image: Option<PathBuf>,
     /// Replace a checkpoint already in `out`.
     pub overwrite: bool,
     /// Show a progress bar.
@@ -178,6 +198,7 @@ impl PretrainConfig {
             seed: 0,
             eval_every: 0,
             size: ModelSize::default(),
+            lock_image: None,
             overwrite: false,
             progress: false,
         }

@@ -45,6 +45,25 @@ pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), P
     write(path, format!("{text}\n").as_bytes())
 }
 
+/// The safetensors file of `tensors` (made contiguous), with the `{"format": "pt"}` metadata
+/// PyTorch loaders expect; `path` names the file in errors.
+pub(crate) fn safetensors_bytes(
+    path: &Path,
+    tensors: Vec<(String, Tensor)>,
+) -> Result<Vec<u8>, PretrainError> {
+    let tensors = tensors
+        .into_iter()
+        .map(|(n, t)| Ok((n, t.contiguous()?)))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata)).map_err(
+        |e| PretrainError::File {
+            path: path.to_path_buf(),
+            msg: format!("cannot serialise the weights: {e}"),
+        },
+    )
+}
+
 /// Writes `dir/tokenizer.json` and `dir/tokenizer_config.json` (context `context` tokens).
 pub fn write_tokenizer(
     dir: &Path,
@@ -74,22 +93,15 @@ pub fn write_model(
     config: &ClipConfig,
     params: &ParamStore,
 ) -> Result<(), PretrainError> {
-    write_json(&dir.join(CONFIG_FILE), &config.to_hf_json())?;
+    write_json(&dir.join(CONFIG_FILE), &config.to_hf_json()?)?;
     let tensors = params
         .named()
         .into_iter()
-        .map(|(name, var)| Ok((name, var.as_tensor().to_device(&Device::Cpu)?.contiguous()?)))
+        .map(|(name, var)| Ok((name, var.as_tensor().to_device(&Device::Cpu)?)))
         .collect::<candle_core::Result<Vec<(String, Tensor)>>>()?;
     let path = dir.join(MODEL_FILE);
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let bytes =
-        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
-            .map_err(|e| PretrainError::File {
-                path: path.clone(),
-                msg: format!("cannot serialise the weights: {e}"),
-            })?;
-    write(&path, &bytes)?;
-    let pre = Preprocess::for_image_size(config.vision.image_size as u32);
+    write(&path, &safetensors_bytes(&path, tensors)?)?;
+    let pre = Preprocess::for_image_size(config.vision.image_size() as u32);
     let processor = serde_json::json!({
         "image_processor_type": "CLIPImageProcessor",
         "do_convert_rgb": true,

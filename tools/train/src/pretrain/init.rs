@@ -23,7 +23,7 @@ use std::path::Path;
 
 use candle_core::{Device, Result, Tensor};
 
-use crate::clip::{ClipConfig, Weights};
+use crate::clip::{ClipConfig, ImageConfig, VisionConfig, Weights};
 use crate::model::params::ParamStore;
 
 /// The HF name of CLIP's learned log inverse temperature.
@@ -41,17 +41,20 @@ struct Tower<'a> {
     layers: usize,
 }
 
-/// Creates every parameter of a CLIP of `config`, drawn from `seed`.
+/// Creates every trainable parameter of a CLIP of `config`, drawn from `seed`: both towers of a
+/// ViT CLIP; for a ModifiedResNet image tower, which comes trained from `pretrain-vision` and
+/// stays locked (LiT), the text tower and the temperature only.
 pub fn init_params(config: &ClipConfig, seed: u64, device: &Device) -> Result<ParamStore> {
     let mut s = ParamStore::new(seed, device);
-    init_vision(&mut s, config)?;
+    if let ImageConfig::Vit(v) = &config.vision {
+        init_vision(&mut s, v, config.projection_dim)?;
+    }
     init_text(&mut s, config)?;
     s.constant(LOGIT_SCALE, (), LOGIT_SCALE_INIT)?;
     Ok(s)
 }
 
-fn init_vision(s: &mut ParamStore, config: &ClipConfig) -> Result<()> {
-    let v = &config.vision;
+fn init_vision(s: &mut ParamStore, v: &VisionConfig, projection_dim: usize) -> Result<()> {
     let w = v.hidden_size;
     let p = v.patch_size;
     let e = "vision_model.embeddings";
@@ -79,7 +82,7 @@ fn init_vision(s: &mut ParamStore, config: &ClipConfig) -> Result<()> {
     layer_norm(s, "vision_model.post_layernorm", w)?;
     s.normal(
         "visual_projection.weight",
-        (config.projection_dim, w),
+        (projection_dim, w),
         (w as f32).powf(-0.5),
     )?;
     Ok(())
@@ -205,16 +208,17 @@ mod tests {
         let cfg = ModelSize::default().clip_config(300, 16, 299).unwrap();
         let store = init_params(&cfg, 3, &Device::Cpu).unwrap();
         let w = tower_weights(&store, Path::new("init"));
-        VisionTower::new(&w, &cfg.vision, cfg.projection_dim).unwrap();
+        let vit = cfg.vision.vit().unwrap();
+        VisionTower::new(&w, vit, cfg.projection_dim).unwrap();
         TextTower::new(&w, &cfg.text, cfg.projection_dim).unwrap();
         // 16 tensors per block; embeddings, norms and projections; the temperature.
-        let (lv, lt) = (cfg.vision.num_hidden_layers, cfg.text.num_hidden_layers);
+        let (lv, lt) = (vit.num_hidden_layers, cfg.text.num_hidden_layers);
         assert_eq!(
             store.named().len(),
             (3 + 4 + 1 + 16 * lv) + (2 + 2 + 1 + 16 * lt) + 1
         );
-        let width = cfg.vision.hidden_size as f32;
-        let layers = cfg.vision.num_hidden_layers as f32;
+        let width = vit.hidden_size as f32;
+        let layers = vit.num_hidden_layers as f32;
         let q = std_of(
             &store,
             "vision_model.encoder.layers.0.self_attn.q_proj.weight",

@@ -35,6 +35,7 @@ pub mod clauses;
 pub mod config;
 pub mod export;
 pub mod init;
+pub mod locked;
 pub mod loss;
 pub mod pairs;
 pub mod probe;

@@ -12,6 +12,7 @@ use xrvlm_runtime::preprocess::Preprocess;
 use super::captions::{CaptionRecord, Species, SynthSet};
 use super::config::PretrainConfig;
 use super::export::{self, MODEL_FILE};
+use super::locked::LockedImage;
 use super::pairs::Pairs;
 use super::split::{split, task, Split};
 use super::trainer::{Schedule, Trainer};
@@ -19,7 +20,7 @@ use super::vocab::{build_tokenizer, multi_token_words, PLACEHOLDER};
 use super::zero_shot::{Task, TaskResult, Towers};
 use super::{init, PretrainError};
 use crate::clip::tokenizer::EOT;
-use crate::clip::{Clip, ClipConfig};
+use crate::clip::{open_clip, Clip, ClipConfig};
 use crate::data::augment::Augment;
 use crate::train::checkpoint::write_atomically;
 use crate::train::curves::write_curves;
@@ -95,15 +96,23 @@ pub fn pretrain(cfg: &PretrainConfig, device: &Device) -> Result<PretrainReport,
         cfg.eval_per_species
     };
     let split = split(&data, &cfg.holdout, per_species)?;
-    let config = write_tokenizer(cfg, &split, &data.species)?;
+    let locked = cfg
+        .lock_image
+        .as_deref()
+        .map(|dir| LockedImage::load(dir, device))
+        .transpose()?;
+    let config = write_tokenizer(cfg, &split, &data.species, locked.as_ref())?;
     let params = init::init_params(&config, cfg.seed, device)?;
     init::set_temperature(&params, cfg.temperature)?;
-    let weights = init::tower_weights(&params, &cfg.out.join(MODEL_FILE));
+    let weights = match &locked {
+        Some(image) => image.weights(&params, &cfg.out.join(open_clip::MODEL_FILE)),
+        None => init::tower_weights(&params, &cfg.out.join(MODEL_FILE)),
+    };
     let clip = Clip::from_weights(config.clone(), weights, &cfg.out)?;
     let train: Vec<&CaptionRecord> = split.train.iter().collect();
     let pairs = Pairs::load(&data, &train, clip.tokenizer()?)?;
     let tasks = tasks(&data, eval_set.as_ref(), &split)?;
-    let pre = Preprocess::for_image_size(config.vision.image_size as u32);
+    let pre = Preprocess::for_image_size(config.vision.image_size() as u32);
     let augment = Augment {
         scale: (cfg.min_crop_scale, 1.0),
         // CLIP trains without flips; captions may name sides.
@@ -138,7 +147,10 @@ pub fn pretrain(cfg: &PretrainConfig, device: &Device) -> Result<PretrainReport,
         device,
     )?;
     let train_seconds = train_started.elapsed().as_secs_f64();
-    export::write_model(&cfg.out, &config, &params)?;
+    match &locked {
+        Some(image) => image.write_checkpoint(&cfg.out, &config, &params)?,
+        None => export::write_model(&cfg.out, &config, &params)?,
+    }
     let zero_shot = evaluate_checkpoint(&cfg.out, &tasks, device)?;
     if let Some(h) = &zero_shot.held_out {
         let lr = log.records.last().map_or(0.0, |r| r.lr);
@@ -171,7 +183,11 @@ pub fn pretrain(cfg: &PretrainConfig, device: &Device) -> Result<PretrainReport,
 
 /// Refuses to overwrite a checkpoint (unless asked) and starts a fresh log folder.
 fn prepare_out(cfg: &PretrainConfig) -> Result<(), PretrainError> {
-    let model = cfg.out.join(MODEL_FILE);
+    let file = match cfg.lock_image {
+        Some(_) => open_clip::MODEL_FILE,
+        None => MODEL_FILE,
+    };
+    let model = cfg.out.join(file);
     if model.exists() && !cfg.overwrite {
         return Err(PretrainError::Config(format!(
             "{} already exists; choose another --out or pass --overwrite",
@@ -207,11 +223,13 @@ fn mpp_prompt(s: &Species) -> String {
     )
 }
 
-/// Builds the tokenizer, writes it to the output directory and returns the model's config.
+/// Builds the tokenizer, writes it to the output directory and returns the model's config (the
+/// locked image tower's, when there is one, with a text tower of `cfg.size`).
 fn write_tokenizer(
     cfg: &PretrainConfig,
     split: &Split,
     species: &[Species],
+    locked: Option<&LockedImage>,
 ) -> Result<ClipConfig, PretrainError> {
     let texts = corpus(split, species);
     let tokenizer = build_tokenizer(&texts)?;
@@ -234,9 +252,11 @@ fn write_tokenizer(
     let eot = tokenizer
         .token_to_id(EOT)
         .ok_or_else(|| PretrainError::Tokenizer(format!("no {EOT} token")))?;
-    let config = cfg
-        .size
-        .clip_config(tokenizer.get_vocab_size(true), context, eot)?;
+    let vocab = tokenizer.get_vocab_size(true);
+    let config = match locked {
+        Some(image) => image.clip_config(cfg.size.text_config(vocab, context, eot)?),
+        None => cfg.size.clip_config(vocab, context, eot)?,
+    };
     export::write_tokenizer(&cfg.out, &tokenizer, context)?;
     Ok(config)
 }

@@ -28,21 +28,18 @@ use serde::Serialize;
 use xrvlm_runtime::preprocess::Preprocess;
 
 use super::captions::{CaptionRecord, SynthSet, BLANK};
-use super::export::{write, write_json};
+use super::export::{safetensors_bytes, write, write_json};
 use super::pairs::{epoch_batches, epoch_rng, load_images};
 use super::probe::{image_features, linear_probe, ProbeReport};
 use super::resnet_init::{init_tower, TowerParams};
 use super::split::held_out_names;
 use super::trainer::lr_at;
 use super::{Holdout, PretrainError};
+use crate::clip::open_clip::{OpenClipConfig, CONFIG_FILE, MODEL_FILE};
 use crate::clip::resnet::{ResNetConfig, ResNetTower};
 use crate::data::augment::Augment;
 use crate::model::params::ParamStore;
 
-/// The tower checkpoint's config file (open_clip's name).
-pub const CONFIG_FILE: &str = "open_clip_config.json";
-/// The tower checkpoint's weights (open_clip's name).
-pub const MODEL_FILE: &str = "open_clip_model.safetensors";
 /// The trained heads.
 pub const HEADS_FILE: &str = "heads.safetensors";
 /// The run's report.
@@ -561,23 +558,6 @@ pub fn train_supervised(config: &SupervisedConfig) -> Result<SupervisedReport, P
     Ok(report)
 }
 
-fn safetensors_bytes(
-    path: &Path,
-    tensors: Vec<(String, Tensor)>,
-) -> Result<Vec<u8>, PretrainError> {
-    let tensors = tensors
-        .into_iter()
-        .map(|(n, t)| Ok((n, t.contiguous()?)))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata)).map_err(
-        |e| PretrainError::File {
-            path: path.to_path_buf(),
-            msg: format!("cannot serialise the weights: {e}"),
-        },
-    )
-}
-
 fn write_checkpoint(
     dir: &Path,
     tower: &ResNetConfig,
@@ -585,19 +565,13 @@ fn write_checkpoint(
     heads: &Heads,
 ) -> Result<(), PretrainError> {
     let pre = Preprocess::for_image_size(tower.image_size as u32);
-    let config = serde_json::json!({
-        "model_cfg": {
-            "embed_dim": tower.embed_dim,
-            "vision_cfg": {
-                "image_size": tower.image_size,
-                "layers": tower.layers,
-                "width": tower.width,
-                "heads": tower.heads,
-            },
-        },
-        "preprocess_cfg": {"mean": pre.mean, "std": pre.std},
-    });
-    write_json(&dir.join(CONFIG_FILE), &config)?;
+    let config = OpenClipConfig {
+        vision: tower.clone(),
+        text: None,
+        mean: pre.mean,
+        std: pre.std,
+    };
+    write_json(&dir.join(CONFIG_FILE), &config.to_json())?;
     let path = dir.join(MODEL_FILE);
     write(&path, &safetensors_bytes(&path, params.named_tensors())?)?;
     let head_tensors = heads

@@ -11,9 +11,10 @@ use serde::Serialize;
 use super::captions::{SynthSet, BLANK};
 use super::pairs::load_images;
 use super::probe::image_features;
-use super::supervised::{CONFIG_FILE, HEADS_FILE, MODEL_FILE, REPORT_FILE};
+use super::supervised::{HEADS_FILE, REPORT_FILE};
 use super::PretrainError;
-use crate::clip::resnet::{ResNetConfig, ResNetTower};
+use crate::clip::open_clip::{OpenClipConfig, CONFIG_FILE, MODEL_FILE};
+use crate::clip::resnet::ResNetTower;
 use crate::clip::Weights;
 
 /// Correct frames out of all.
@@ -62,42 +63,10 @@ fn read_json(path: &Path) -> Result<serde_json::Value, PretrainError> {
     serde_json::from_str(&text).map_err(|e| file_err(path, format!("not valid JSON: {e}")))
 }
 
-/// The tower sizes of an `open_clip_config.json`.
-fn tower_config(path: &Path) -> Result<ResNetConfig, PretrainError> {
-    let json = read_json(path)?;
-    let model = &json["model_cfg"];
-    let vision = &model["vision_cfg"];
-    let field = |v: &serde_json::Value, name: &str| {
-        v[name]
-            .as_u64()
-            .map(|n| n as usize)
-            .ok_or_else(|| file_err(path, format!("model_cfg: {name} is missing or not a count")))
-    };
-    let layers: Vec<usize> = vision["layers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_u64().map(|n| n as usize))
-                .collect()
-        })
-        .unwrap_or_default();
-    let config = ResNetConfig {
-        image_size: field(vision, "image_size")?,
-        layers: layers
-            .try_into()
-            .map_err(|_| file_err(path, "vision_cfg.layers: expected four stage counts"))?,
-        width: field(vision, "width")?,
-        heads: field(vision, "heads")?,
-        embed_dim: field(model, "embed_dim")?,
-    };
-    config.validate().map_err(|m| file_err(path, m))?;
-    Ok(config)
-}
-
 /// Scores the checkpoint in `dir` on the frames of `data` whose class it knows.
 pub fn evaluate_checkpoint(dir: &Path, data: &Path) -> Result<Breakdown, PretrainError> {
     let dev = Device::Cpu;
-    let config = tower_config(&dir.join(CONFIG_FILE))?;
+    let config = OpenClipConfig::load(&dir.join(CONFIG_FILE))?.vision;
     let tower = ResNetTower::new(&Weights::load(&dir.join(MODEL_FILE), &dev)?, &config)?;
     let heads_path = dir.join(HEADS_FILE);
     let heads = candle_core::safetensors::load(&heads_path, &dev)
@@ -155,36 +124,4 @@ pub fn evaluate_checkpoint(dir: &Path, data: &Path) -> Result<Breakdown, Pretrai
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn open_clip_config_is_read_and_bad_fields_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(CONFIG_FILE);
-        let good = serde_json::json!({"model_cfg": {"embed_dim": 128, "vision_cfg": {
-            "image_size": 96, "layers": [1, 1, 1, 1], "width": 16, "heads": 8}}});
-        std::fs::write(&path, good.to_string()).unwrap();
-        let c = tower_config(&path).unwrap();
-        assert_eq!(
-            (c.image_size, c.width, c.heads, c.embed_dim),
-            (96, 16, 8, 128)
-        );
-        let bad = serde_json::json!({"model_cfg": {"embed_dim": 128, "vision_cfg": {
-            "image_size": 96, "layers": [1, 1, 1], "width": 16, "heads": 8}}});
-        std::fs::write(&path, bad.to_string()).unwrap();
-        let err = tower_config(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("vision_cfg.layers") && err.contains(CONFIG_FILE),
-            "{err}"
-        );
-        std::fs::write(&path, "{").unwrap();
-        assert!(tower_config(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("not valid JSON"));
-    }
 }

@@ -14,7 +14,7 @@ use xrvlm_runtime::preprocess::Preprocess;
 use super::captions::Species;
 use super::loss::l2_normalize;
 use super::PretrainError;
-use crate::clip::{ClipTokenizer, TextTower, VisionTower};
+use crate::clip::{ClipTokenizer, ImageTower, TextTower};
 
 /// Images per forward pass.
 const EVAL_BATCH: usize = 64;
@@ -62,7 +62,7 @@ pub struct TaskResult {
 /// The two towers and the tokenizer a task runs with.
 pub struct Towers<'a> {
     /// Image tower.
-    pub vision: &'a VisionTower,
+    pub vision: &'a ImageTower,
     /// Text tower.
     pub text: &'a TextTower,
     /// Tokenizer of the text tower.
@@ -88,7 +88,7 @@ impl Towers<'_> {
         images: &[RgbImage],
         device: &Device,
     ) -> Result<Tensor, PretrainError> {
-        let size = self.vision.config().image_size;
+        let size = self.vision.image_size();
         let pre = Preprocess::for_image_size(size as u32);
         let mut rows = Vec::new();
         for chunk in images.chunks(EVAL_BATCH) {

@@ -152,7 +152,7 @@ impl Trainer {
         epochs_done: usize,
         progress: bool,
     ) -> anyhow::Result<Self> {
-        let preprocess = Preprocess::for_image_size(model.clip.config.vision.image_size as u32);
+        let preprocess = Preprocess::for_image_size(model.clip.config.vision.image_size() as u32);
         preprocess.validate()?;
         Ok(Self {
             run,

@@ -307,7 +307,8 @@ impl ResNetTower {
         let (b, c, h, w) = map.dims4()?;
         let x = map.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?;
         let f = self.pool.values(&map)?;
-        Ok(VisionStreams { x, f })
+        let pooled = self.pool.forward(&map)?;
+        Ok(VisionStreams { x, f, pooled })
     }
 }
 

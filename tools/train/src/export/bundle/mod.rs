@@ -143,7 +143,7 @@ pub fn export_bundle(opts: &BundleOptions) -> Result<BundleReport, BundleError> 
         )));
     }
     let (train, eval) = datasets(&run, opts)?;
-    let preprocess = Preprocess::for_image_size(model.clip.config.vision.image_size as u32);
+    let preprocess = Preprocess::for_image_size(model.clip.config.vision.image_size() as u32);
     let staging = staging_dir(&opts.out)?;
     let quant = write_files(&model, &train, &eval, &preprocess, opts, &staging)?;
     let mut manifest = build_manifest(&model, &run, &train, &preprocess, opts, &staging)?;
@@ -288,7 +288,12 @@ fn build_manifest(
     opts: &BundleOptions,
     dir: &Path,
 ) -> Result<Manifest, BundleError> {
-    let v = &model.clip.config.vision;
+    let v = model
+        .clip
+        .config
+        .vision
+        .vit()
+        .ok_or(BundleError::Graph(ExportError::ResNetTower))?;
     let ModelHead::Xrvlm { crm, .. } = &model.head else {
         return Err(BundleError::Run("a bundle holds an XR-VLM head".into()));
     };
