@@ -33,6 +33,10 @@ pub struct ProbeReport {
     pub test_frames: usize,
     /// Top-1 on the test frames.
     pub top1: f64,
+    /// Top-1 on the test frames by day, and how many there were.
+    pub day: (f64, usize),
+    /// Top-1 on the infrared night test frames, and how many there were.
+    pub night: (f64, usize),
     /// 1 / number of species.
     pub chance: f64,
 }
@@ -56,7 +60,9 @@ pub fn image_features(
             );
         }
         let px = Tensor::from_vec(flat, (chunk.len(), 3, size, size), &Device::Cpu)?;
-        out.push(tower.image_features(&px)?);
+        // Detached: a tower under training holds variables, and a probe's (or a score's)
+        // backward pass must not run through it.
+        out.push(tower.image_features(&px)?.detach());
     }
     Ok(Tensor::cat(&out, 0)?)
 }
@@ -120,12 +126,53 @@ pub fn linear_probe(
     }
     let pred = logits(&xte)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
     let truth = yte.to_vec1::<u32>()?;
-    let correct = pred.iter().zip(&truth).filter(|(p, t)| p == t).count();
+    let right: Vec<(bool, bool)> = pred
+        .iter()
+        .zip(&truth)
+        .zip(&test)
+        .map(|((p, t), (r, _))| (p == t, r.night))
+        .collect();
+    let score = |night: Option<bool>| {
+        let kept: Vec<bool> = right
+            .iter()
+            .filter(|(_, n)| night.is_none_or(|want| *n == want))
+            .map(|(ok, _)| *ok)
+            .collect();
+        let correct = kept.iter().filter(|ok| **ok).count();
+        (correct as f64 / kept.len().max(1) as f64, kept.len())
+    };
     Ok(ProbeReport {
         species: species.to_vec(),
         shots,
         test_frames: truth.len(),
-        top1: correct as f64 / truth.len().max(1) as f64,
+        top1: score(None).0,
+        day: score(Some(false)),
+        night: score(Some(true)),
         chance: 1.0 / k.max(1) as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clip::resnet::ResNetConfig;
+    use crate::pretrain::resnet_init::init_tower;
+
+    #[test]
+    fn features_of_a_tower_under_training_are_detached() {
+        let config = ResNetConfig {
+            image_size: 32,
+            layers: [1, 1, 1, 1],
+            width: 4,
+            heads: 2,
+            embed_dim: 8,
+        };
+        let params = init_tower(&config, 1, &Device::Cpu).unwrap();
+        let tower = ResNetTower::new(&params.weights(std::path::Path::new("t")), &config).unwrap();
+        let images = vec![image::RgbImage::new(40, 40); 3];
+        let f = image_features(&tower, &images).unwrap();
+        assert_eq!(f.dims(), &[3, 8]);
+        // A probe's 500 optimiser steps would otherwise each backpropagate through the tower.
+        assert!(!f.track_op());
+    }
 }

@@ -63,11 +63,17 @@ fn read_json(path: &Path) -> Result<serde_json::Value, PretrainError> {
     serde_json::from_str(&text).map_err(|e| file_err(path, format!("not valid JSON: {e}")))
 }
 
+/// The image tower of the open_clip checkpoint in `dir`, frozen.
+pub fn load_tower(dir: &Path) -> Result<ResNetTower, PretrainError> {
+    let config = OpenClipConfig::load(&dir.join(CONFIG_FILE))?.vision;
+    let weights = Weights::load(&dir.join(MODEL_FILE), &Device::Cpu)?;
+    Ok(ResNetTower::new(&weights, &config)?)
+}
+
 /// Scores the checkpoint in `dir` on the frames of `data` whose class it knows.
 pub fn evaluate_checkpoint(dir: &Path, data: &Path) -> Result<Breakdown, PretrainError> {
     let dev = Device::Cpu;
-    let config = OpenClipConfig::load(&dir.join(CONFIG_FILE))?.vision;
-    let tower = ResNetTower::new(&Weights::load(&dir.join(MODEL_FILE), &dev)?, &config)?;
+    let tower = load_tower(dir)?;
     let heads_path = dir.join(HEADS_FILE);
     let heads = candle_core::safetensors::load(&heads_path, &dev)
         .map_err(|e| file_err(&heads_path, e.to_string()))?;
