@@ -76,13 +76,13 @@ pub struct Backbone {
     pub architecture: Architecture,
     /// S, the square input side.
     pub image_size: u32,
-    /// ViT patch side.
+    /// ViT patch side; a ModifiedResNet's total stride (32: one map cell per 32×32 pixels).
     pub patch_size: u32,
-    /// Transformer width.
+    /// Transformer width; a ModifiedResNet's stem width.
     pub width: u32,
-    /// Transformer blocks.
+    /// Transformer blocks; a ModifiedResNet's bottlenecks.
     pub layers: u32,
-    /// Attention heads.
+    /// Attention heads; a ModifiedResNet's attention-pool heads.
     pub heads: u32,
     /// D, the joint embedding width.
     pub embed_dim: u32,
@@ -96,6 +96,9 @@ pub enum Architecture {
     /// CLIP's vision transformer.
     #[serde(rename = "clip-vit")]
     ClipVit,
+    /// CLIP's ModifiedResNet (the RN50 family).
+    #[serde(rename = "clip-resnet")]
+    ClipResnet,
 }
 
 /// MLP activations of CLIP towers.
@@ -106,6 +109,8 @@ pub enum Activation {
     QuickGelu,
     /// erf GELU.
     Gelu,
+    /// ReLU (a ModifiedResNet's convolutions).
+    Relu,
 }
 
 /// `[head]`.

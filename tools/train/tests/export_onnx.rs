@@ -57,7 +57,12 @@ fn images(n: usize, first: usize, size: u32) -> Tensor {
 /// A tiny XR-VLM on `fixture` whose UnA batch norms are far from the identity: random affine
 /// parameters, and running statistics moved by training-mode passes.
 fn model(fixture_name: &str) -> Model {
-    let clip = Clip::load(&fixture(fixture_name), &Device::Cpu).unwrap();
+    model_on(&fixture(fixture_name), 32)
+}
+
+/// [`model`] on the CLIP in `dir`, whose input side is `size`.
+fn model_on(dir: &Path, size: u32) -> Model {
+    let clip = Clip::load(dir, &Device::Cpu).unwrap();
     let classes = common::CLASSES.iter().map(|c| c.to_string()).collect();
     let cfg = HeadConfig {
         kind: HeadKind::Xrvlm,
@@ -79,7 +84,7 @@ fn model(fixture_name: &str) -> Model {
         var.set(&spread(mean, std, var.dims())).unwrap();
     }
     for k in 0..3 {
-        let streams = model.streams(&images(4, 40 + 4 * k, 32)).unwrap();
+        let streams = model.streams(&images(4, 40 + 4 * k, size)).unwrap();
         model.parts(&streams, true).unwrap();
     }
     let rm = model.buffers.get("una.bn_x.running_mean").unwrap();
@@ -392,4 +397,149 @@ fn agreement_check_scores_both_graphs_and_only_falls_back_when_short_of_the_targ
         .filter(|n| n.op_type == "MatMulInteger")
         .count();
     assert_eq!(n, report.int8_layers());
+}
+
+/// A tiny ModifiedResNet CLIP in open_clip's layout, written to `dir`: random batch-norm
+/// affines and running statistics (so the folding is tested), the tiny fixture's tokenizer.
+fn resnet_clip(dir: &Path) {
+    use candle_core::Var;
+    use xrvlm_train::clip::open_clip::{text_to_openai, OpenClipConfig, CONFIG_FILE, MODEL_FILE};
+    use xrvlm_train::clip::resnet::ResNetConfig;
+    use xrvlm_train::clip::{Activation, ClipConfig, ImageConfig, TextConfig};
+    use xrvlm_train::pretrain::init::init_params;
+    use xrvlm_train::pretrain::resnet_init::init_tower;
+    let vision = ResNetConfig {
+        image_size: 64,
+        layers: [1, 2, 1, 1],
+        width: 8,
+        heads: 4,
+        embed_dim: 24,
+    };
+    let text = TextConfig {
+        vocab_size: 716,
+        hidden_size: 32,
+        intermediate_size: 128,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        max_position_embeddings: 77,
+        hidden_act: Activation::QuickGelu,
+        layer_norm_eps: 1e-5,
+        eos_token_id: 715,
+        pad_token_id: 715,
+    };
+    let tower = init_tower(&vision, 4, &Device::Cpu).unwrap();
+    for (i, (name, var)) in tower.params.named().into_iter().enumerate() {
+        let is_bn = name.contains(".bn") || name.contains("downsample.2");
+        if is_bn && var.rank() == 1 {
+            let mean = if name.ends_with("weight") { 1.0 } else { 0.0 };
+            var.set(
+                &spread(mean, 0.2, var.dims())
+                    .affine(1.0, 0.01 * i as f64)
+                    .unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    for (name, var) in tower.buffers.named() {
+        let value = if name.ends_with("running_var") {
+            spread(1.0, 0.3, var.dims()).abs().unwrap()
+        } else {
+            spread(0.0, 0.5, var.dims())
+        };
+        Var::from_tensor(var.as_tensor())
+            .unwrap()
+            .set(&value)
+            .unwrap();
+    }
+    let clip = ClipConfig {
+        text: text.clone(),
+        vision: ImageConfig::ResNet(vision.clone()),
+        projection_dim: vision.embed_dim,
+    };
+    let text_params = init_params(&clip, 5, &Device::Cpu).unwrap();
+    let mut tensors = text_to_openai(
+        text_params
+            .named()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect(),
+    )
+    .unwrap();
+    tensors.extend(tower.named_tensors());
+    std::fs::create_dir_all(dir).unwrap();
+    candle_core::safetensors::save(
+        &tensors
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+        dir.join(MODEL_FILE),
+    )
+    .unwrap();
+    let config = OpenClipConfig {
+        vision,
+        text: Some(text),
+        mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
+        std: [0.268_629_54, 0.261_302_6, 0.275_777_1],
+    };
+    std::fs::write(dir.join(CONFIG_FILE), config.to_json().to_string()).unwrap();
+    std::fs::copy(
+        fixture("clip-tiny-quick-gelu").join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn resnet_graphs_match_candle_fp32_and_run_int8_convolutions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clip_dir = tmp.path().join("rn-clip");
+    resnet_clip(&clip_dir);
+    let model = model_on(&clip_dir, 64);
+    // fp32: the folded batch norms and the folded value path are exact up to rounding.
+    let path = tmp.path().join("visual.onnx");
+    write_fp32(&model, &path).unwrap();
+    let plan = optimized(&path);
+    for (n, first) in [(1, 0), (3, 5)] {
+        let x = images(n, first, 64);
+        let want = candle_parts(&model, &x);
+        let (dims, got) = run(&plan, &x);
+        assert_eq!(dims, want.dims());
+        let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let diff = max_abs_diff(&got, &want);
+        eprintln!("resnet: batch {n}: fp32 graph vs candle max |diff| {diff:.3e}");
+        assert!(diff < FP32_TOLERANCE, "batch {n}: max |diff| {diff}");
+    }
+    // int8: every convolution and the value path quantized, close to fp32 on fresh images.
+    let path = tmp.path().join("visual.int8.onnx");
+    let report = write_int8(
+        &model,
+        &images(12, 100, 64),
+        &path,
+        &Int8Options::default(),
+        None,
+    )
+    .unwrap();
+    eprintln!("resnet:\n{report}");
+    // 3 stem + 5 bottlenecks × 3 + 4 downsamples (stage 2's second block has none) + values.
+    assert_eq!(report.layers.len(), 3 + 15 + 4 + 1);
+    assert!(report.int8_layers() >= 20, "{report}");
+    let x = images(5, 0, 64);
+    let want = candle_parts(&model, &x)
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let plan = optimized(&path);
+    // tract lowers ConvInteger to an im2col and a product with an i32-accumulating kernel.
+    let int8 = int8_matmuls(&plan);
+    eprintln!("resnet: tract int8 products: {}", int8.len());
+    assert!(int8.len() >= report.int8_layers(), "{int8:?}");
+    let (_, got) = run(&plan, &x);
+    let per_image = want.len() / 5;
+    let min = want
+        .chunks(per_image)
+        .zip(got.chunks(per_image))
+        .map(|(a, b)| cosine(a, b))
+        .fold(f64::INFINITY, f64::min);
+    eprintln!("resnet: int8 vs candle fp32, held-out images: min cosine {min:.6}");
+    assert!(min >= INT8_MIN_COSINE, "min cosine {min}");
 }

@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 
 use super::linear::LinearId;
 use super::quant::{fake_quantize, QuantizedWeight};
-use super::source::{LinearWeights, VisualSource};
+use super::source::{ConvWeights, Layer, LinearWeights, VisualSource};
 use super::tract_run::{Output, TractGraph};
 use super::ExportError;
 
@@ -200,11 +200,14 @@ pub fn layer_errors(
     let mut sums: BTreeMap<LinearId, Agreement> = BTreeMap::new();
     for_each_batch(graph, images, batch, |outputs| {
         for &(id, index) in probes {
-            let (Some(&scale), Some(layer)) = (scales.get(&id), src.linear(id)) else {
+            let (Some(&scale), Some(layer)) = (scales.get(&id), src.layer(id)) else {
                 continue;
             };
             let x = probe(outputs, id, index)?;
-            let (float, int8) = both_forms(layer, &x.data, scale)?;
+            let (float, int8) = match layer {
+                Layer::Linear(l) => both_forms(l, &x.data, scale)?,
+                Layer::Conv(c) => both_conv_forms(c, x, scale)?,
+            };
             sums.entry(id).or_default().add(&float, &int8);
         }
         Ok(())
@@ -234,6 +237,35 @@ fn both_forms(
         y.flatten_all()?.to_vec1::<f32>()
     };
     Ok((with_bias(xf.matmul(&wt)?)?, with_bias(xq.matmul(&wq)?)?))
+}
+
+/// The float and int8 outputs (before bias and ReLU, which both forms share) of convolution
+/// `layer` on its recorded input `x` `(N, C, H, W)`.
+fn both_conv_forms(
+    layer: &ConvWeights,
+    x: &Output,
+    scale: f32,
+) -> Result<(Vec<f32>, Vec<f32>), ExportError> {
+    let dev = Device::Cpu;
+    let xf = Tensor::from_slice(&x.data, x.dims.as_slice(), &dev)?;
+    let xq: Vec<f32> = x.data.iter().map(|&v| fake_quantize(v, scale)).collect();
+    let xq = Tensor::from_vec(xq, x.dims.as_slice(), &dev)?;
+    let (k, c, o) = (layer.kernel, layer.in_channels(), layer.out_channels());
+    let kernel = |m: Tensor| m.reshape((o, c, k, k));
+    let wf = kernel(layer.linear.weight.to_tensor()?)?;
+    let wq = kernel(
+        QuantizedWeight::of(&layer.linear)
+            .dequantized()
+            .to_tensor()?
+            .t()?
+            .contiguous()?,
+    )?;
+    let run = |x: &Tensor, w: &Tensor| -> candle_core::Result<Vec<f32>> {
+        x.conv2d(w, layer.padding, layer.stride, 1, 1)?
+            .flatten_all()?
+            .to_vec1::<f32>()
+    };
+    Ok((run(&xf, &wf)?, run(&xq, &wq)?))
 }
 
 #[cfg(test)]

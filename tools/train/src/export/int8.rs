@@ -306,8 +306,8 @@ fn check_options(o: &Int8Options) -> Result<(), ExportError> {
 }
 
 fn check_calibration(src: &VisualSource, images: &Tensor) -> Result<(), ExportError> {
-    let c = &src.vision;
-    let want = [c.num_channels, c.image_size, c.image_size];
+    let s = src.image_size();
+    let want = [3, s, s];
     match images.dims() {
         [n, rest @ ..] if *n > 0 && rest == want => {}
         dims => {

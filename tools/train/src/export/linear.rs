@@ -5,6 +5,11 @@
 //!   per-channel symmetric weights, no weight zero point) → `Cast` (f32) →
 //!   `Mul(s_x · s_w[n])` → bias `Add`.
 //!
+//! A ModifiedResNet's convolutions take the same two forms over `(N, C, H, W)`: float `Conv`,
+//! or `QuantizeLinear` → `ConvInteger` (the same s8 per-output-channel kernel, u8 input with
+//! zero point 128) → `Cast` → `Mul(s_x · s_w[o])`; then the bias (the folded batch norm's shift)
+//! and the ReLU when one follows.
+//!
 //! Every layer's input can be recorded while the graph is built ("probes"), so that a
 //! calibration graph exposes exactly the values the quantized graph will quantize.
 
@@ -13,7 +18,7 @@ use std::fmt;
 
 use super::graph::{attr, ElemType, GraphBuilder, GraphError, TensorData, Value};
 use super::quant::{QuantizedWeight, ACT_ZERO_POINT};
-use super::source::LinearWeights;
+use super::source::{ConvWeights, LinearWeights};
 
 /// One linear layer of the image tower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,6 +35,11 @@ pub enum LinearId {
     Fc2(usize),
     /// `visual_projection`, applied to every token.
     Projection,
+    /// A ModifiedResNet's `i`-th convolution (stem, then each bottleneck's conv1, conv2, conv3
+    /// and downsample), its batch norm folded in.
+    Conv(usize),
+    /// A ModifiedResNet's value path (`v_proj` then `c_proj`, folded into one layer).
+    Values,
 }
 
 impl fmt::Display for LinearId {
@@ -41,6 +51,8 @@ impl fmt::Display for LinearId {
             Self::Fc1(i) => write!(f, "block{i}.fc1"),
             Self::Fc2(i) => write!(f, "block{i}.fc2"),
             Self::Projection => write!(f, "projection"),
+            Self::Conv(i) => write!(f, "conv{i}"),
+            Self::Values => write!(f, "values"),
         }
     }
 }
@@ -140,6 +152,72 @@ impl<'a> LinearEmitter<'a> {
                 g.node("Add", &[&y, &bias], vec![])
             }
             None => Ok(y),
+        }
+    }
+
+    /// The convolution `layer` on `x` `(N, C, H, W)`, in the form the plan gives layer `id`,
+    /// with its bias and, when it has one, its ReLU.
+    pub(crate) fn conv(
+        &mut self,
+        g: &mut GraphBuilder,
+        id: LinearId,
+        x: &Value,
+        layer: &ConvWeights,
+    ) -> Result<Value, GraphError> {
+        self.probes.push((id, x.clone()));
+        let (out, k) = (layer.out_channels(), layer.kernel);
+        let p = layer.padding as i64;
+        let attrs = || {
+            vec![
+                attr::ints("kernel_shape", &[k as i64, k as i64]),
+                attr::ints("strides", &[layer.stride as i64, layer.stride as i64]),
+                attr::ints("pads", &[p, p, p, p]),
+            ]
+        };
+        let kernel = [out, layer.in_channels(), k, k];
+        let y = match self.plan.form(id) {
+            LinearForm::Float => {
+                let w = g.initializer(
+                    &format!("{id}.weight"),
+                    TensorData::f32(&kernel, layer.linear.weight.data.clone()),
+                )?;
+                g.node("Conv", &[x, &w], attrs())?
+            }
+            LinearForm::Int8 { input_scale } => {
+                let zp = self.zero_point(g)?;
+                // One scale per output channel, over that channel's flattened kernel: the
+                // matrix form of the kernel is exactly what `QuantizedWeight` quantizes.
+                let q = QuantizedWeight::of(&layer.linear);
+                let s_x = g.initializer(
+                    &format!("{id}.input_scale"),
+                    TensorData::scalar_f32(input_scale),
+                )?;
+                let w = g.initializer(
+                    &format!("{id}.weight_q"),
+                    TensorData::i8(&kernel, q.by_output()),
+                )?;
+                let rescale: Vec<f32> = q.scales.iter().map(|s| s * input_scale).collect();
+                let rescale = g.initializer(
+                    &format!("{id}.rescale"),
+                    TensorData::f32(&[out, 1, 1], rescale),
+                )?;
+                let xq = g.node("QuantizeLinear", &[x, &s_x, &zp], vec![])?;
+                let acc = g.node("ConvInteger", &[&xq, &w, &zp], attrs())?;
+                let accf = g.node(
+                    "Cast",
+                    &[&acc],
+                    vec![attr::int("to", ElemType::F32.onnx() as i64)],
+                )?;
+                g.node("Mul", &[&accf, &rescale], vec![])?
+            }
+        };
+        let bias = layer.linear.bias.clone().unwrap_or_else(|| vec![0.0; out]);
+        let bias = g.initializer(&format!("{id}.bias"), TensorData::f32(&[out, 1, 1], bias))?;
+        let y = g.node("Add", &[&y, &bias], vec![])?;
+        if layer.relu {
+            g.node("Relu", &[&y], vec![])
+        } else {
+            Ok(y)
         }
     }
 

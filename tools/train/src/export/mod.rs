@@ -25,7 +25,8 @@
 //! - [`graph`]: a small ONNX graph builder (values, initializers, nodes, atomic write).
 //! - [`source`]: the tower's and UnA's numbers, read out of a [`crate::model::Model`].
 //! - [`linear`]: the linear layers and their float and int8 forms.
-//! - [`tower`], [`una`]: the image tower and UnA as nodes.
+//! - [`tower`], [`resnet_tower`], [`una`]: the image tower (ViT, ModifiedResNet) and UnA as
+//!   nodes.
 //! - [`visual`]: the fp32 graph, `visual.onnx`.
 //! - [`quant`]: per-channel weight and static activation quantization.
 //! - [`tract_run`]: running a graph in tract (calibration, checks).
@@ -46,6 +47,7 @@ pub mod linear;
 pub mod npy;
 pub mod quant;
 pub mod reference;
+pub mod resnet_tower;
 pub mod source;
 pub mod tower;
 pub mod tract_run;
@@ -70,11 +72,6 @@ pub enum ExportError {
          export an image graph"
     )]
     NoParts(HeadKind),
-    /// The image tower is a ModifiedResNet, whose ONNX graph is not written yet.
-    #[error(
-        "the image tower is a ModifiedResNet; the ONNX export writes ViT image towers only so far"
-    )]
-    ResNetTower,
     /// A tensor the graph needs is missing from the model or has the wrong shape.
     #[error("model tensor {name}: {msg}")]
     Tensor {

@@ -62,6 +62,17 @@ impl QuantizedWeight {
             data,
         }
     }
+
+    /// The int8 values `(outputs, K)` row-major: a convolution kernel's layout.
+    pub fn by_output(&self) -> Vec<i8> {
+        let mut out = vec![0i8; self.values.len()];
+        for k in 0..self.inputs {
+            for n in 0..self.outputs {
+                out[n * self.inputs + k] = self.values[k * self.outputs + n];
+            }
+        }
+        out
+    }
 }
 
 /// The scale of one output channel: its largest magnitude maps to ±127. An all-zero channel

@@ -1,13 +1,15 @@
 //! The numbers the image graph is made of, read out of a [`Model`] in eval form: the frozen
-//! image tower's tensors (by their Hugging Face names, exactly the ones
-//! [`crate::clip::VisionTower`] runs) and UnA with its batch norms as eval-mode affines
-//! ([`BatchNorm::eval_affine`]).
+//! image tower (a ViT's tensors by their Hugging Face names, exactly the ones
+//! [`crate::clip::VisionTower`] runs; a ModifiedResNet as [`ResNetTower::folded`] gives it) and
+//! UnA with its batch norms as eval-mode affines ([`BatchNorm::eval_affine`]).
 //!
-//! Two rewrites happen here, both exact up to f32 rounding: the patch convolution becomes a
+//! The rewrites here are all exact up to f32 rounding. ViT: the patch convolution becomes a
 //! matrix over flattened patches (as the tower computes it), and q, k and v are stacked into
 //! one `(3·W, W)` projection with the attention scale `head_dim^-½` folded into q's rows, so the
 //! three projections read their shared input once (one matmul, and in the int8 graph one
-//! quantization).
+//! quantization). ResNet: every batch norm is folded into its convolution, and the value path
+//! (`v_proj` then `c_proj`, after the position embedding) is one linear layer plus a per-token
+//! bias.
 
 use std::collections::HashMap;
 
@@ -15,7 +17,8 @@ use candle_core::{DType, Device, Tensor};
 
 use super::linear::LinearId;
 use super::ExportError;
-use crate::clip::{VisionConfig, Weights};
+use crate::clip::resnet::{FoldedConv, ResNetConfig, ResNetTower};
+use crate::clip::{ImageTower, VisionConfig, Weights};
 use crate::model::batch_norm::BatchNorm;
 use crate::model::params::ParamStore;
 use crate::model::{Head, Model};
@@ -140,10 +143,85 @@ pub struct UnaWeights {
 /// Everything the image graph computes with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VisualSource {
-    /// The image tower's configuration.
-    pub vision: VisionConfig,
+    /// The image tower.
+    pub tower: TowerWeights,
     /// Joint embedding size D.
     pub embed_dim: usize,
+    /// The UnA head.
+    pub una: UnaWeights,
+}
+
+/// The image tower of either family.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TowerWeights {
+    /// A vision transformer.
+    Vit(VitWeights),
+    /// A ModifiedResNet, batch norms folded.
+    ResNet(ResNetWeights),
+}
+
+/// A convolution with its batch norm folded in, as a matrix over flattened `(c, y, x)` input
+/// patches `(out, in·k·k)` plus the bias, then a ReLU when `relu`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvWeights {
+    /// The kernel as a matrix, with the bias.
+    pub linear: LinearWeights,
+    /// Kernel side k.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+    /// Whether a ReLU follows.
+    pub relu: bool,
+}
+
+impl ConvWeights {
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        self.linear.inputs() / (self.kernel * self.kernel)
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.linear.outputs()
+    }
+}
+
+/// One bottleneck, by index into [`ResNetWeights::convs`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BottleneckLayout {
+    /// 1×1, 3×3, 1×1.
+    pub convs: [usize; 3],
+    /// The shortcut's 1×1 projection.
+    pub downsample: Option<usize>,
+    /// Average-pool side after the 3×3 and on the shortcut (1: none).
+    pub stride: usize,
+}
+
+/// A ModifiedResNet in eval form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResNetWeights {
+    /// Its sizes.
+    pub config: ResNetConfig,
+    /// Every convolution: the stem's three, then each bottleneck's conv1, conv2, conv3 and
+    /// downsample; `LinearId::Conv(i)` is `convs[i]`.
+    pub convs: Vec<ConvWeights>,
+    /// The bottlenecks.
+    pub blocks: Vec<BottleneckLayout>,
+    /// The value path `(D, C)`, no bias.
+    pub values: LinearWeights,
+    /// Its per-token bias `(HW, D)` (position embedding and both biases).
+    pub values_bias: Matrix,
+    /// The input shape `(C, H, W)` of each of `convs`.
+    pub conv_inputs: Vec<[usize; 3]>,
+}
+
+/// A ViT in eval form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VitWeights {
+    /// The image tower's configuration.
+    pub vision: VisionConfig,
     /// Patch embedding as a matrix `(W, 3·p·p)` over flattened `(c, y, x)` patches, no bias.
     pub patch: LinearWeights,
     /// `class_embedding` `(W)`.
@@ -158,8 +236,25 @@ pub struct VisualSource {
     pub post_ln: NormWeights,
     /// `visual_projection` `(D, W)`, no bias.
     pub projection: LinearWeights,
-    /// The UnA head.
-    pub una: UnaWeights,
+}
+
+/// One layer the int8 plan can quantize.
+#[derive(Clone, Copy, Debug)]
+pub enum Layer<'a> {
+    /// A dense layer over the last axis.
+    Linear(&'a LinearWeights),
+    /// A convolution over `(N, C, H, W)`.
+    Conv(&'a ConvWeights),
+}
+
+impl<'a> Layer<'a> {
+    /// The weights as a matrix `(out, in)` (a convolution's over flattened patches).
+    pub fn matrix(&self) -> &'a LinearWeights {
+        match self {
+            Self::Linear(l) => l,
+            Self::Conv(c) => &c.linear,
+        }
+    }
 }
 
 impl VisualSource {
@@ -174,19 +269,82 @@ impl VisualSource {
                 return Err(ExportError::NoParts(model.config.kind))
             }
         };
+        let embed_dim = model.clip.config.projection_dim;
+        let tower = match &model.clip.vision {
+            ImageTower::Vit(_) => TowerWeights::Vit(VitWeights::from_model(model)?),
+            ImageTower::ResNet(r) => TowerWeights::ResNet(ResNetWeights::from_tower(r)?),
+        };
+        let una = UnaReader { model }.read(tower.token_width(), una.parts())?;
+        Ok(Self {
+            tower,
+            embed_dim,
+            una,
+        })
+    }
+
+    /// Input side S.
+    pub fn image_size(&self) -> usize {
+        match &self.tower {
+            TowerWeights::Vit(v) => v.vision.image_size,
+            TowerWeights::ResNet(r) => r.config.image_size,
+        }
+    }
+
+    /// Every quantizable layer, in graph order.
+    pub fn linear_ids(&self) -> Vec<LinearId> {
+        match &self.tower {
+            TowerWeights::Vit(v) => v.linear_ids(),
+            TowerWeights::ResNet(r) => r.linear_ids(),
+        }
+    }
+
+    /// The weights of layer `id`, if the tower has it.
+    pub fn layer(&self, id: LinearId) -> Option<Layer<'_>> {
+        match &self.tower {
+            TowerWeights::Vit(v) => v.linear(id).map(Layer::Linear),
+            TowerWeights::ResNet(r) => r.layer(id),
+        }
+    }
+
+    /// The shape of layer `id`'s input without the batch axis: `(rows, in)` for a dense layer,
+    /// `(C, H, W)` for a convolution.
+    pub fn input_dims(&self, id: LinearId) -> Option<Vec<usize>> {
+        match &self.tower {
+            TowerWeights::Vit(v) => v.linear(id).map(|l| vec![v.linear_tokens(id), l.inputs()]),
+            TowerWeights::ResNet(r) => r.input_dims(id),
+        }
+    }
+}
+
+impl TowerWeights {
+    /// Width of UnA's attention-source tokens X.
+    pub fn token_width(&self) -> usize {
+        match self {
+            Self::Vit(v) => v.vision.hidden_size,
+            Self::ResNet(r) => r.config.feature_channels(),
+        }
+    }
+}
+
+impl VitWeights {
+    fn from_model(model: &Model) -> Result<Self, ExportError> {
         let frozen: HashMap<String, Tensor> = model
             .clip
             .frozen_tensors()
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect();
         let w = Weights::from_tensors(&model.clip.dir.join("model.safetensors"), frozen);
-        let vision = model
-            .clip
-            .config
-            .vision
-            .vit()
-            .cloned()
-            .ok_or(ExportError::ResNetTower)?;
+        let vision =
+            model
+                .clip
+                .config
+                .vision
+                .vit()
+                .cloned()
+                .ok_or_else(|| ExportError::Tensor {
+                    name: "vision".into(),
+                    msg: "the image tower is not a ViT".into(),
+                })?;
         let tower = TowerReader {
             w: &w,
             c: &vision,
@@ -214,8 +372,6 @@ impl VisualSource {
                 tower.embed_dim,
                 false,
             )?,
-            una: UnaReader { model }.read(vision.hidden_size, una.parts())?,
-            embed_dim: tower.embed_dim,
             vision,
         })
     }
@@ -260,6 +416,7 @@ impl VisualSource {
             LinearId::Fc1(i) => block(i).map(|b| &b.fc1),
             LinearId::Fc2(i) => block(i).map(|b| &b.fc2),
             LinearId::Projection => Some(&self.projection),
+            LinearId::Conv(_) | LinearId::Values => None,
         }
     }
 
@@ -270,6 +427,108 @@ impl VisualSource {
             _ => self.tokens(),
         }
     }
+}
+
+impl ResNetWeights {
+    fn from_tower(tower: &ResNetTower) -> Result<Self, ExportError> {
+        let folded = tower.folded()?;
+        let config = tower.config().clone();
+        let mut convs = Vec::new();
+        let mut conv_inputs = Vec::new();
+        let mut push = |c: &FoldedConv, input: [usize; 3]| -> Result<usize, ExportError> {
+            convs.push(conv_weights(c)?);
+            conv_inputs.push(input);
+            Ok(convs.len() - 1)
+        };
+        let mut side = config.image_size;
+        let mut channels = 3;
+        for (i, c) in folded.stem.iter().enumerate() {
+            push(c, [channels, side, side])?;
+            channels = c.weight.dim(0)?;
+            if i == 0 {
+                side /= c.stride;
+            }
+        }
+        side /= 2; // the stem's average pool
+        let mut blocks = Vec::new();
+        for b in &folded.blocks {
+            let planes = b.conv1.weight.dim(0)?;
+            let c1 = push(&b.conv1, [channels, side, side])?;
+            let c2 = push(&b.conv2, [planes, side, side])?;
+            let pooled = side / b.stride;
+            let c3 = push(&b.conv3, [planes, pooled, pooled])?;
+            let downsample = match &b.downsample {
+                Some(d) => Some(push(d, [channels, pooled, pooled])?),
+                None => None,
+            };
+            blocks.push(BottleneckLayout {
+                convs: [c1, c2, c3],
+                downsample,
+                stride: b.stride,
+            });
+            channels = b.conv3.weight.dim(0)?;
+            side = pooled;
+        }
+        Ok(Self {
+            config,
+            convs,
+            blocks,
+            values: LinearWeights {
+                weight: Matrix::from_tensor(&folded.values_weight)?,
+                bias: None,
+            },
+            values_bias: Matrix::from_tensor(&folded.values_bias)?,
+            conv_inputs,
+        })
+    }
+
+    /// Side of the last map.
+    pub fn grid(&self) -> usize {
+        self.config.grid()
+    }
+
+    fn linear_ids(&self) -> Vec<LinearId> {
+        let mut ids: Vec<LinearId> = (0..self.convs.len()).map(LinearId::Conv).collect();
+        ids.push(LinearId::Values);
+        ids
+    }
+
+    fn layer(&self, id: LinearId) -> Option<Layer<'_>> {
+        match id {
+            LinearId::Conv(i) => self.convs.get(i).map(Layer::Conv),
+            LinearId::Values => Some(Layer::Linear(&self.values)),
+            _ => None,
+        }
+    }
+
+    fn input_dims(&self, id: LinearId) -> Option<Vec<usize>> {
+        match id {
+            LinearId::Conv(i) => self.conv_inputs.get(i).map(|d| d.to_vec()),
+            LinearId::Values => Some(vec![self.config.tokens(), self.values.inputs()]),
+            _ => None,
+        }
+    }
+}
+
+fn conv_weights(c: &FoldedConv) -> Result<ConvWeights, ExportError> {
+    let (out, input, k, k2) = c.weight.dims4()?;
+    if k != k2 {
+        return Err(ExportError::Tensor {
+            name: "convolution".into(),
+            msg: format!("kernel {k}×{k2} is not square"),
+        });
+    }
+    let matrix = c.weight.reshape((out, input * k * k))?;
+    Ok(ConvWeights {
+        linear: LinearWeights {
+            weight: Matrix::from_tensor(&matrix)?,
+            bias: Some(c.bias.to_dtype(DType::F32)?.to_vec1::<f32>()?),
+        },
+        kernel: k,
+        stride: c.stride,
+        padding: c.padding,
+        relu: c.relu,
+    })
 }
 
 /// Reads the tower's tensors by HF name, shapes checked by [`Weights::get`].

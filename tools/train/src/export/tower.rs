@@ -15,7 +15,7 @@ use std::f32::consts::FRAC_1_SQRT_2;
 
 use super::graph::{attr, GraphBuilder, GraphError, TensorData, Value};
 use super::linear::{LinearEmitter, LinearId};
-use super::source::{BlockWeights, NormWeights, VisualSource};
+use super::source::{BlockWeights, NormWeights, VitWeights};
 use crate::clip::Activation;
 
 /// The two token streams of §2.1 as graph values.
@@ -29,7 +29,7 @@ pub(crate) struct Streams {
 /// Writes the tower from the `(N, 3, S, S)` input `image`.
 pub(crate) fn emit_tower(
     g: &mut GraphBuilder,
-    src: &VisualSource,
+    src: &VitWeights,
     image: &Value,
     linears: &mut LinearEmitter,
 ) -> Result<Streams, GraphError> {
@@ -57,7 +57,7 @@ fn shape(g: &mut GraphBuilder, dims: &[i64]) -> Result<Value, GraphError> {
 
 fn embed(
     g: &mut GraphBuilder,
-    src: &VisualSource,
+    src: &VitWeights,
     image: &Value,
     linears: &mut LinearEmitter,
 ) -> Result<Value, GraphError> {
@@ -107,7 +107,7 @@ fn layer_norm(
 
 fn emit_block(
     g: &mut GraphBuilder,
-    src: &VisualSource,
+    src: &VitWeights,
     i: usize,
     b: &BlockWeights,
     h: &Value,
@@ -127,7 +127,7 @@ fn emit_block(
 /// Multi-head self-attention up to (not including) the output projection: `(N, T, W)`.
 fn attention(
     g: &mut GraphBuilder,
-    src: &VisualSource,
+    src: &VitWeights,
     i: usize,
     b: &BlockWeights,
     a: &Value,

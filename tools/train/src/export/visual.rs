@@ -1,6 +1,7 @@
 //! `visual.onnx`: the fp32 image graph, preprocessed `image` `(N, 3, S, S)` → `parts`
 //! `(N, M, D)`, exactly what [`Model::parts`] computes in eval mode on [`Model::streams`]: the
-//! frozen CLIP image tower's two token streams ([`super::tower`]) and UnA ([`super::una`]).
+//! frozen CLIP image tower's two token streams ([`super::tower`] for a ViT,
+//! [`super::resnet_tower`] for a ModifiedResNet) and UnA ([`super::una`]).
 //! The batch axis is the symbol `N`; every other size is static. Opset 17, standard ops only.
 //!
 //! The same builder writes the int8 graph (a [`LinearPlan`] with int8 layers) and the
@@ -12,7 +13,8 @@ use tract_onnx::pb::ModelProto;
 
 use super::graph::{write_model, Dim, ElemType, GraphBuilder};
 use super::linear::{LinearEmitter, LinearId, LinearPlan};
-use super::source::VisualSource;
+use super::resnet_tower::emit_resnet;
+use super::source::{TowerWeights, VisualSource};
 use super::tower::emit_tower;
 use super::una::emit_una;
 use super::ExportError;
@@ -52,18 +54,16 @@ pub(crate) fn build(
     expose_probes: bool,
     doc: &str,
 ) -> Result<BuiltGraph, ExportError> {
-    let c = &src.vision;
+    let s = src.image_size();
     let batch = || Dim::Symbol(BATCH.into());
     let mut g = GraphBuilder::new("xrvlm_visual");
-    let image_dims = [
-        batch(),
-        Dim::Fixed(c.num_channels),
-        Dim::Fixed(c.image_size),
-        Dim::Fixed(c.image_size),
-    ];
+    let image_dims = [batch(), Dim::Fixed(3), Dim::Fixed(s), Dim::Fixed(s)];
     let image = g.input(INPUT, ElemType::F32, &image_dims)?;
     let mut linears = LinearEmitter::new(plan);
-    let streams = emit_tower(&mut g, src, &image, &mut linears)?;
+    let streams = match &src.tower {
+        TowerWeights::Vit(v) => emit_tower(&mut g, v, &image, &mut linears)?,
+        TowerWeights::ResNet(r) => emit_resnet(&mut g, r, &image, &mut linears)?,
+    };
     let parts = emit_una(&mut g, &src.una, &streams, OUTPUT)?;
     let parts_dims = [
         batch(),
@@ -74,15 +74,16 @@ pub(crate) fn build(
     let mut probes = Vec::new();
     if expose_probes {
         for (id, value) in linears.into_probes() {
-            let layer = src.linear(id).ok_or_else(|| ExportError::Tensor {
+            let input = src.input_dims(id).ok_or_else(|| ExportError::Tensor {
                 name: id.to_string(),
                 msg: "no such layer in the tower".into(),
             })?;
-            let dims = [
-                batch(),
-                Dim::Fixed(src.linear_tokens(id)),
-                Dim::Fixed(layer.inputs()),
-            ];
+            let dims: Vec<Dim> = std::iter::once(batch())
+                .chain(input.into_iter().map(Dim::Fixed))
+                .collect();
+            // Through an Identity: the first convolution's input is the graph input itself,
+            // and tract cannot type a graph whose output is its source.
+            let value = g.node("Identity", &[&value], vec![])?;
             g.output(&value, ElemType::F32, &dims)?;
             probes.push((id, probes.len() + 1));
         }

@@ -76,6 +76,17 @@ impl AttentionPool {
         self.c.forward(&pooled)
     }
 
+    /// [`AttentionPool::values`] as one layer on the map's tokens `X` `(B, HW, C)`:
+    /// `X · Wᵀ + B` with `W = c·v` `(out, C)` and `B` `(HW, out)` the position embedding's and
+    /// both biases' share. Exact up to f32 rounding; what the exported graph computes.
+    pub fn folded_values(&self) -> Result<(Tensor, Tensor)> {
+        let weight = self.c.weight().matmul(self.v.weight())?;
+        let rows = self.position.dim(0)?;
+        let spatial = self.position.narrow(0, 1, rows - 1)?;
+        let bias = self.c.forward(&self.v.forward(&spatial)?)?;
+        Ok((weight, bias))
+    }
+
     /// Every spatial token through `v_proj` and `c_proj`, no attention: `(B, HW, out)`.
     pub fn values(&self, map: &Tensor) -> Result<Tensor> {
         let x = self.tokens(map)?;

@@ -71,6 +71,19 @@ impl ConvBn {
         })
     }
 
+    /// The eval-mode batch norm folded into the convolution.
+    fn folded(&self, relu: bool) -> Result<FoldedConv> {
+        let (scale, shift) = self.bn.eval_affine()?;
+        let out = scale.dim(0)?;
+        Ok(FoldedConv {
+            weight: self.weight.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?,
+            bias: shift,
+            stride: self.stride,
+            padding: self.padding,
+            relu,
+        })
+    }
+
     /// Convolution, batch norm, and the ReLU after them when `relu`.
     fn forward(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
         let y = conv::conv2d(x, &self.weight, self.stride, self.padding)?;
@@ -145,6 +158,53 @@ impl Bottleneck {
         };
         (h + identity)?.relu()
     }
+}
+
+/// A convolution with its eval-mode batch norm folded in, `conv(x, weight) + bias`, then a
+/// ReLU when `relu`: what the exported graph computes, exact up to f32 rounding.
+#[derive(Clone, Debug)]
+pub struct FoldedConv {
+    /// `(out, in, k, k)`.
+    pub weight: Tensor,
+    /// `(out)`.
+    pub bias: Tensor,
+    /// Convolution stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+    /// Whether a ReLU follows.
+    pub relu: bool,
+}
+
+/// A bottleneck in folded form: `relu(conv3(pool(conv2(conv1 x))) + shortcut)`, where the
+/// shortcut is `downsample(pool(x))` or `x`, and `pool` an average pool of side `stride`.
+#[derive(Clone, Debug)]
+pub struct FoldedBottleneck {
+    /// 1×1, with ReLU.
+    pub conv1: FoldedConv,
+    /// 3×3, with ReLU.
+    pub conv2: FoldedConv,
+    /// 1×1, no ReLU (it follows the sum).
+    pub conv3: FoldedConv,
+    /// 1×1 projection of the shortcut, no ReLU.
+    pub downsample: Option<FoldedConv>,
+    /// Average-pool side after `conv2` and on the shortcut (1: none).
+    pub stride: usize,
+}
+
+/// The tower in eval mode as the export writes it: the stem (three convolutions, then a 2×2
+/// average pool), the bottlenecks, and the value path of §2.2 as one layer
+/// ([`AttentionPool::folded_values`]).
+#[derive(Clone, Debug)]
+pub struct FoldedResNet {
+    /// The stem's convolutions.
+    pub stem: Vec<FoldedConv>,
+    /// Every bottleneck, in order.
+    pub blocks: Vec<FoldedBottleneck>,
+    /// `F = X · values_weightᵀ + values_bias`: `(D, C)`.
+    pub values_weight: Tensor,
+    /// `(HW, D)`.
+    pub values_bias: Tensor,
 }
 
 /// The frozen or trainable ModifiedResNet.
@@ -299,6 +359,36 @@ impl ResNetTower {
     pub fn image_features(&self, pixels: &Tensor) -> std::result::Result<Tensor, ClipError> {
         let map = self.feature_map(pixels, false)?;
         Ok(self.pooled(&map)?)
+    }
+
+    /// The tower in eval mode with every batch norm folded into its convolution.
+    pub fn folded(&self) -> Result<FoldedResNet> {
+        let stem = self
+            .stem
+            .iter()
+            .map(|c| c.folded(true))
+            .collect::<Result<_>>()?;
+        let blocks = self
+            .stages
+            .iter()
+            .flatten()
+            .map(|b| {
+                Ok(FoldedBottleneck {
+                    conv1: b.conv1.folded(true)?,
+                    conv2: b.conv2.folded(true)?,
+                    conv3: b.conv3.folded(false)?,
+                    downsample: b.downsample.as_ref().map(|d| d.folded(false)).transpose()?,
+                    stride: b.stride,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let (values_weight, values_bias) = self.pool.folded_values()?;
+        Ok(FoldedResNet {
+            stem,
+            blocks,
+            values_weight,
+            values_bias,
+        })
     }
 
     /// Both token streams of §2.2, in evaluation mode.

@@ -32,6 +32,8 @@ use super::int8::{write_int8, Int8Options, QuantReport};
 use super::visual::write_fp32;
 use super::ExportError;
 use crate::clip::config::Activation as ClipActivation;
+use crate::clip::resnet::config::DOWNSAMPLING;
+use crate::clip::ImageConfig;
 use crate::data::image_folder::load_image_folder;
 use crate::data::Dataset;
 use crate::model::classifier::Head as ModelHead;
@@ -288,12 +290,6 @@ fn build_manifest(
     opts: &BundleOptions,
     dir: &Path,
 ) -> Result<Manifest, BundleError> {
-    let v = model
-        .clip
-        .config
-        .vision
-        .vit()
-        .ok_or(BundleError::Graph(ExportError::ResNetTower))?;
     let ModelHead::Xrvlm { crm, .. } = &model.head else {
         return Err(BundleError::Run("a bundle holds an XR-VLM head".into()));
     };
@@ -321,19 +317,7 @@ fn build_manifest(
                 )
             }),
         },
-        backbone: Backbone {
-            architecture: Architecture::ClipVit,
-            image_size: u(v.image_size),
-            patch_size: u(v.patch_size),
-            width: u(v.hidden_size),
-            layers: u(v.num_hidden_layers),
-            heads: u(v.num_attention_heads),
-            embed_dim: u(model.clip.config.projection_dim),
-            activation: match v.hidden_act {
-                ClipActivation::QuickGelu => Activation::QuickGelu,
-                ClipActivation::Gelu => Activation::Gelu,
-            },
-        },
+        backbone: backbone(&model.clip.config.vision, model.clip.config.projection_dim),
         head: Head {
             kind: HeadKind::Xrvlm,
             parts: u(shape.parts),
@@ -375,4 +359,34 @@ fn publish(staging: &Path, out: &Path) -> Result<(), BundleError> {
         std::fs::remove_dir_all(out).map_err(|e| BundleError::io(out, e))?;
     }
     std::fs::rename(staging, out).map_err(|e| BundleError::io(out, e))
+}
+
+/// `[backbone]` of an image tower (descriptive; see `models/BUNDLE.md`).
+fn backbone(vision: &ImageConfig, embed_dim: usize) -> Backbone {
+    let u = |x: usize| x as u32;
+    match vision {
+        ImageConfig::Vit(v) => Backbone {
+            architecture: Architecture::ClipVit,
+            image_size: u(v.image_size),
+            patch_size: u(v.patch_size),
+            width: u(v.hidden_size),
+            layers: u(v.num_hidden_layers),
+            heads: u(v.num_attention_heads),
+            embed_dim: u(embed_dim),
+            activation: match v.hidden_act {
+                ClipActivation::QuickGelu => Activation::QuickGelu,
+                ClipActivation::Gelu => Activation::Gelu,
+            },
+        },
+        ImageConfig::ResNet(r) => Backbone {
+            architecture: Architecture::ClipResnet,
+            image_size: u(r.image_size),
+            patch_size: u(DOWNSAMPLING),
+            width: u(r.width),
+            layers: u(r.layers.iter().sum()),
+            heads: u(r.heads),
+            embed_dim: u(embed_dim),
+            activation: Activation::Relu,
+        },
+    }
 }
