@@ -230,6 +230,7 @@ fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::quant::ActivationQuant;
 
     #[test]
     fn compare_counts_top1_matches_and_squared_error() {
@@ -264,7 +265,12 @@ mod tests {
     fn all_int8(n: usize) -> LinearPlan {
         let mut plan = LinearPlan::float();
         for i in 0..n {
-            plan.set(LinearId::Qkv(i), LinearForm::Int8 { input_scale: 0.1 });
+            plan.set(
+                LinearId::Qkv(i),
+                LinearForm::Int8 {
+                    input: ActivationQuant::for_range(12.7, false),
+                },
+            );
         }
         plan
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 
 use super::linear::LinearId;
-use super::quant::{fake_quantize, QuantizedWeight};
+use super::quant::{ActivationQuant, QuantizedWeight};
 use super::source::{ConvWeights, Layer, LinearWeights, VisualSource};
 use super::tract_run::{Output, TractGraph};
 use super::ExportError;
@@ -37,6 +37,7 @@ const MAX_EXP: i32 = 40;
 #[derive(Clone, Debug, PartialEq)]
 pub struct RangeStats {
     max_abs: f32,
+    min: f32,
     count: u64,
     bins: Vec<u64>,
 }
@@ -45,6 +46,7 @@ impl Default for RangeStats {
     fn default() -> Self {
         Self {
             max_abs: 0.0,
+            min: f32::INFINITY,
             count: 0,
             bins: vec![0; ((MAX_EXP - MIN_EXP) * BINS_PER_OCTAVE) as usize],
         }
@@ -59,6 +61,7 @@ impl RangeStats {
             let a = x.abs();
             if a.is_finite() {
                 self.max_abs = self.max_abs.max(a);
+                self.min = self.min.min(x);
             }
             let pos = (a.log2() - MIN_EXP as f32) * BINS_PER_OCTAVE as f32;
             let bin = if pos.is_nan() || pos < 0.0 {
@@ -74,6 +77,11 @@ impl RangeStats {
     /// The largest finite |x| seen.
     pub fn max_abs(&self) -> f32 {
         self.max_abs
+    }
+
+    /// Whether no value seen was negative (a ReLU's output, an average of one).
+    pub fn non_negative(&self) -> bool {
+        self.count > 0 && self.min >= 0.0
     }
 
     /// The range an int8 scale should cover.
@@ -193,7 +201,7 @@ pub fn layer_errors(
     graph: &TractGraph,
     probes: &[(LinearId, usize)],
     src: &VisualSource,
-    scales: &BTreeMap<LinearId, f32>,
+    scales: &BTreeMap<LinearId, ActivationQuant>,
     images: &Tensor,
     batch: usize,
 ) -> Result<BTreeMap<LinearId, LayerError>, ExportError> {
@@ -205,8 +213,8 @@ pub fn layer_errors(
             };
             let x = probe(outputs, id, index)?;
             let (float, int8) = match layer {
-                Layer::Linear(l) => both_forms(l, &x.data, scale)?,
-                Layer::Conv(c) => both_conv_forms(c, x, scale)?,
+                Layer::Linear(l) => both_forms(l, &x.data, &scale)?,
+                Layer::Conv(c) => both_conv_forms(c, x, &scale)?,
             };
             sums.entry(id).or_default().add(&float, &int8);
         }
@@ -219,13 +227,13 @@ pub fn layer_errors(
 fn both_forms(
     layer: &LinearWeights,
     x: &[f32],
-    scale: f32,
+    quant: &ActivationQuant,
 ) -> Result<(Vec<f32>, Vec<f32>), ExportError> {
     let k = layer.inputs();
     let rows = x.len() / k;
     let dev = Device::Cpu;
     let xf = Tensor::from_slice(x, (rows, k), &dev)?;
-    let xq: Vec<f32> = x.iter().map(|&v| fake_quantize(v, scale)).collect();
+    let xq: Vec<f32> = x.iter().map(|&v| quant.fake(v)).collect();
     let xq = Tensor::from_vec(xq, (rows, k), &dev)?;
     let wt = layer.weight.transposed().to_tensor()?;
     let wq = QuantizedWeight::of(layer).dequantized().to_tensor()?;
@@ -244,11 +252,11 @@ fn both_forms(
 fn both_conv_forms(
     layer: &ConvWeights,
     x: &Output,
-    scale: f32,
+    quant: &ActivationQuant,
 ) -> Result<(Vec<f32>, Vec<f32>), ExportError> {
     let dev = Device::Cpu;
     let xf = Tensor::from_slice(&x.data, x.dims.as_slice(), &dev)?;
-    let xq: Vec<f32> = x.data.iter().map(|&v| fake_quantize(v, scale)).collect();
+    let xq: Vec<f32> = x.data.iter().map(|&v| quant.fake(v)).collect();
     let xq = Tensor::from_vec(xq, x.dims.as_slice(), &dev)?;
     let (k, c, o) = (layer.kernel, layer.in_channels(), layer.out_channels());
     let kernel = |m: Tensor| m.reshape((o, c, k, k));
@@ -298,7 +306,7 @@ mod tests {
             bias: Some(vec![0.5, -0.5]),
         };
         let x = [0.1, 0.2, -0.33, 1.0, -0.9, 0.77];
-        let (f, q) = both_forms(&layer, &x, 1.0 / 127.0).unwrap();
+        let (f, q) = both_forms(&layer, &x, &ActivationQuant::for_range(1.0, false)).unwrap();
         assert_eq!(f.len(), 4);
         let want0 = 0.1 * 0.3 + 0.2 * -0.7 + -0.33 * 0.11 + 0.5;
         assert!((f[0] - want0).abs() < 1e-6);

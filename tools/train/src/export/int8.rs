@@ -33,8 +33,8 @@ use xrvlm_runtime::scoring::FoldedCrm;
 use super::agreement::{fall_back, AgreementProbe, FallbackReport};
 use super::calibrate::{collect_ranges, layer_errors, ActivationRange, LayerError, RangeStats};
 use super::linear::{LinearForm, LinearId, LinearPlan};
-use super::quant::activation_scale;
-use super::source::VisualSource;
+use super::quant::ActivationQuant;
+use super::source::{Layer, VisualSource};
 use super::tract_run::{int8_matmuls, optimize, TractGraph};
 use super::visual::{build, write_graph, Written};
 use super::ExportError;
@@ -212,9 +212,15 @@ pub fn int8_graph(
     let runner = TractGraph::load(&probe_graph.model, "calibration")?;
     let batch = options.batch_size;
     let ranges = collect_ranges(&runner, &probe_graph.probes, calibration, batch)?;
-    let scales: BTreeMap<LinearId, f32> = ranges
+    let scales: BTreeMap<LinearId, ActivationQuant> = ranges
         .iter()
-        .map(|(&id, s)| (id, activation_scale(s.range(options.range))))
+        .map(|(&id, s)| {
+            // Zero point 0 for never-negative convolution inputs (ConvInteger takes any);
+            // the dense layers keep 128, which the runtime's int8 kernels are built for.
+            let conv = matches!(src.layer(id), Some(Layer::Conv(_)));
+            let q = ActivationQuant::for_range(s.range(options.range), conv && s.non_negative());
+            (id, q)
+        })
         .collect();
     let errors = layer_errors(
         &runner,
@@ -335,7 +341,7 @@ fn check_calibration(src: &VisualSource, images: &Tensor) -> Result<(), ExportEr
 fn decide(
     src: &VisualSource,
     ranges: &BTreeMap<LinearId, RangeStats>,
-    scales: &BTreeMap<LinearId, f32>,
+    scales: &BTreeMap<LinearId, ActivationQuant>,
     errors: &BTreeMap<LinearId, LayerError>,
     o: &Int8Options,
 ) -> Vec<LayerReport> {
@@ -358,7 +364,7 @@ fn decide(
                 None
             };
             let form = match (&kept_float, scales.get(&id)) {
-                (None, Some(&input_scale)) => LinearForm::Int8 { input_scale },
+                (None, Some(&input)) => LinearForm::Int8 { input },
                 _ => LinearForm::Float,
             };
             LayerReport {

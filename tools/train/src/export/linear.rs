@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::graph::{attr, ElemType, GraphBuilder, GraphError, TensorData, Value};
-use super::quant::{QuantizedWeight, ACT_ZERO_POINT};
+use super::quant::{ActivationQuant, QuantizedWeight};
 use super::source::{ConvWeights, LinearWeights};
 
 /// One linear layer of the image tower.
@@ -62,10 +62,10 @@ impl fmt::Display for LinearId {
 pub enum LinearForm {
     /// f32 `MatMul`.
     Float,
-    /// int8 `MatMulInteger` with a static activation scale.
+    /// int8 `MatMulInteger` / `ConvInteger` with a static activation quantization.
     Int8 {
-        /// The input's quantization step `s_x`.
-        input_scale: f32,
+        /// The input's step `s_x` and zero point.
+        input: ActivationQuant,
     },
 }
 
@@ -112,7 +112,7 @@ impl LinearPlan {
 /// Writes linear layers into a graph according to a plan, recording each layer's input.
 pub(crate) struct LinearEmitter<'a> {
     plan: &'a LinearPlan,
-    zero_point: Option<Value>,
+    zero_points: BTreeMap<u8, Value>,
     probes: Vec<(LinearId, Value)>,
 }
 
@@ -120,7 +120,7 @@ impl<'a> LinearEmitter<'a> {
     pub(crate) fn new(plan: &'a LinearPlan) -> Self {
         Self {
             plan,
-            zero_point: None,
+            zero_points: BTreeMap::new(),
             probes: Vec::new(),
         }
     }
@@ -141,7 +141,7 @@ impl<'a> LinearEmitter<'a> {
         self.probes.push((id, x.clone()));
         let y = match self.plan.form(id) {
             LinearForm::Float => float_matmul(g, id, x, layer)?,
-            LinearForm::Int8 { input_scale } => self.int8_matmul(g, id, x, layer, input_scale)?,
+            LinearForm::Int8 { input } => self.int8_matmul(g, id, x, layer, input)?,
         };
         match &layer.bias {
             Some(b) => {
@@ -175,16 +175,22 @@ impl<'a> LinearEmitter<'a> {
             ]
         };
         let kernel = [out, layer.in_channels(), k, k];
+        let bias = layer.linear.bias.clone().unwrap_or_else(|| vec![0.0; out]);
         let y = match self.plan.form(id) {
             LinearForm::Float => {
                 let w = g.initializer(
                     &format!("{id}.weight"),
                     TensorData::f32(&kernel, layer.linear.weight.data.clone()),
                 )?;
-                g.node("Conv", &[x, &w], attrs())?
+                // The bias as Conv's own input: tract folds a broadcast `Add` of shape
+                // (C, 1, 1) into the convolution and then rejects it once it drops the batch
+                // axis (tract 0.23, `ChangeAxes`).
+                let b = g.initializer(&format!("{id}.bias"), TensorData::f32(&[out], bias))?;
+                g.node("Conv", &[x, &w, &b], attrs())?
             }
-            LinearForm::Int8 { input_scale } => {
-                let zp = self.zero_point(g)?;
+            LinearForm::Int8 { input } => {
+                let input_scale = input.scale;
+                let zp = self.zero_point(g, input.zero_point)?;
                 // One scale per output channel, over that channel's flattened kernel: the
                 // matrix form of the kernel is exactly what `QuantizedWeight` quantizes.
                 let q = QuantizedWeight::of(&layer.linear);
@@ -208,12 +214,12 @@ impl<'a> LinearEmitter<'a> {
                     &[&acc],
                     vec![attr::int("to", ElemType::F32.onnx() as i64)],
                 )?;
-                g.node("Mul", &[&accf, &rescale], vec![])?
+                let y = g.node("Mul", &[&accf, &rescale], vec![])?;
+                let b =
+                    g.initializer(&format!("{id}.bias"), TensorData::f32(&[out, 1, 1], bias))?;
+                g.node("Add", &[&y, &b], vec![])?
             }
         };
-        let bias = layer.linear.bias.clone().unwrap_or_else(|| vec![0.0; out]);
-        let bias = g.initializer(&format!("{id}.bias"), TensorData::f32(&[out, 1, 1], bias))?;
-        let y = g.node("Add", &[&y, &bias], vec![])?;
         if layer.relu {
             g.node("Relu", &[&y], vec![])
         } else {
@@ -227,9 +233,10 @@ impl<'a> LinearEmitter<'a> {
         id: LinearId,
         x: &Value,
         layer: &LinearWeights,
-        input_scale: f32,
+        input: ActivationQuant,
     ) -> Result<Value, GraphError> {
-        let zp = self.zero_point(g)?;
+        let input_scale = input.scale;
+        let zp = self.zero_point(g, input.zero_point)?;
         let q = QuantizedWeight::of(layer);
         let s_x = g.initializer(
             &format!("{id}.input_scale"),
@@ -254,16 +261,16 @@ impl<'a> LinearEmitter<'a> {
         g.node("Mul", &[&accf, &rescale], vec![])
     }
 
-    /// The u8 zero point 128, one initializer shared by every quantized layer.
-    fn zero_point(&mut self, g: &mut GraphBuilder) -> Result<Value, GraphError> {
-        if let Some(v) = &self.zero_point {
+    /// The u8 zero point `value`, one initializer per value shared by every quantized layer.
+    fn zero_point(&mut self, g: &mut GraphBuilder, value: u8) -> Result<Value, GraphError> {
+        if let Some(v) = self.zero_points.get(&value) {
             return Ok(v.clone());
         }
         let v = g.initializer(
-            "int8.activation_zero_point",
-            TensorData::scalar_u8(ACT_ZERO_POINT),
+            &format!("int8.activation_zero_point_{value}"),
+            TensorData::scalar_u8(value),
         )?;
-        self.zero_point = Some(v.clone());
+        self.zero_points.insert(value, v.clone());
         Ok(v)
     }
 }
@@ -292,7 +299,8 @@ mod tests {
         assert_eq!(LinearId::Patch.to_string(), "patch");
         let mut plan = LinearPlan::float();
         assert_eq!(plan.form(LinearId::Qkv(0)), LinearForm::Float);
-        plan.set(LinearId::Qkv(0), LinearForm::Int8 { input_scale: 0.5 });
+        let input = ActivationQuant::for_range(63.5, false);
+        plan.set(LinearId::Qkv(0), LinearForm::Int8 { input });
         assert_eq!(plan.int8_count(), 1);
         assert!(LinearId::Patch < LinearId::Qkv(0) && LinearId::Fc2(9) < LinearId::Projection);
     }

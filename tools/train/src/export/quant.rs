@@ -86,23 +86,47 @@ pub fn weight_scale(row: &[f32]) -> f32 {
     }
 }
 
-/// The static scale of an activation whose calibrated range is `±range`.
-pub fn activation_scale(range: f32) -> f32 {
-    if range > 0.0 && range.is_finite() {
-        range / QMAX
-    } else {
-        1.0
+/// How one activation is quantized to u8: `q = clamp(round(x / scale) + zero_point, 0, 255)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActivationQuant {
+    /// The step.
+    pub scale: f32,
+    /// The u8 standing for 0.
+    pub zero_point: u8,
+}
+
+impl ActivationQuant {
+    /// For an input whose calibrated range is `±range`: symmetric around 128. An input that
+    /// is never negative (`non_negative`: a ReLU's output, or an average of one) gets zero point
+    /// 0 and spends all 256 levels on `[0, range]`, half the step.
+    pub fn for_range(range: f32, non_negative: bool) -> Self {
+        let ok = range > 0.0 && range.is_finite();
+        match (ok, non_negative) {
+            (false, _) => Self {
+                scale: 1.0,
+                zero_point: ACT_ZERO_POINT,
+            },
+            (true, false) => Self {
+                scale: range / QMAX,
+                zero_point: ACT_ZERO_POINT,
+            },
+            (true, true) => Self {
+                scale: range / 255.0,
+                zero_point: 0,
+            },
+        }
+    }
+
+    /// What `x` becomes after `QuantizeLinear` and back.
+    pub fn fake(&self, x: f32) -> f32 {
+        let zp = f32::from(self.zero_point);
+        let q = ((x / self.scale).round_ties_even() + zp).clamp(0.0, 255.0);
+        (q - zp) * self.scale
     }
 }
 
 fn quantize(x: f32, scale: f32, lo: f32, hi: f32) -> i8 {
     (x / scale).round_ties_even().clamp(lo, hi) as i8
-}
-
-/// What an activation becomes after `QuantizeLinear` (u8, zero point 128) and back:
-/// `(clamp(round(x / s), −128, 127)) · s`.
-pub fn fake_quantize(x: f32, scale: f32) -> f32 {
-    quantize(x, scale, -128.0, 127.0) as f32 * scale
 }
 
 #[cfg(test)]
@@ -132,13 +156,23 @@ mod tests {
 
     #[test]
     fn activations_saturate_and_round_half_to_even() {
-        let s = activation_scale(127.0);
-        assert_eq!(s, 1.0);
-        assert_eq!(fake_quantize(2.5, s), 2.0);
-        assert_eq!(fake_quantize(3.5, s), 4.0);
-        assert_eq!(fake_quantize(500.0, s), 127.0);
-        assert_eq!(fake_quantize(-500.0, s), -128.0);
-        assert_eq!(activation_scale(0.0), 1.0);
-        assert_eq!(activation_scale(f32::NAN), 1.0);
+        let q = ActivationQuant::for_range(127.0, false);
+        assert_eq!((q.scale, q.zero_point), (1.0, ACT_ZERO_POINT));
+        assert_eq!(q.fake(2.5), 2.0);
+        assert_eq!(q.fake(3.5), 4.0);
+        assert_eq!(q.fake(500.0), 127.0);
+        assert_eq!(q.fake(-500.0), -128.0);
+        assert_eq!(ActivationQuant::for_range(0.0, false).scale, 1.0);
+        assert_eq!(ActivationQuant::for_range(f32::NAN, true).scale, 1.0);
+    }
+
+    #[test]
+    fn never_negative_inputs_get_zero_point_0_and_half_the_step() {
+        let q = ActivationQuant::for_range(255.0, true);
+        assert_eq!((q.scale, q.zero_point), (1.0, 0));
+        assert_eq!(q.fake(200.4), 200.0);
+        assert_eq!(q.fake(300.0), 255.0);
+        // Anything negative is clamped to 0: the mode is only for inputs that never are.
+        assert_eq!(q.fake(-3.0), 0.0);
     }
 }
