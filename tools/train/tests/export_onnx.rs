@@ -131,6 +131,23 @@ fn run(plan: &TypedModel, x: &Tensor) -> (Vec<usize>, Vec<f32>) {
     (view.shape().to_vec(), view.iter().copied().collect())
 }
 
+/// The smallest per-image cosine between `plan`'s `parts` and candle's fp32 ones, over five
+/// images outside every calibration set, of side `size`.
+fn min_image_cosine(model: &Model, plan: &TypedModel, size: u32) -> f64 {
+    let x = images(5, 0, size);
+    let want = candle_parts(model, &x)
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let (_, got) = run(plan, &x);
+    let per_image = want.len() / 5;
+    want.chunks(per_image)
+        .zip(got.chunks(per_image))
+        .map(|(a, b)| cosine(a, b))
+        .fold(f64::INFINITY, f64::min)
+}
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
@@ -188,19 +205,7 @@ fn int8_graph_runs_int8_matmuls_in_tract_and_stays_close_to_fp32() {
             sources.iter().all(|s| s.contains("MatMulInteger")),
             "{sources:?}"
         );
-        let x = images(5, 0, 32);
-        let want = candle_parts(&model, &x)
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let (_, got) = run(&plan, &x);
-        let per_image = want.len() / 5;
-        let min = want
-            .chunks(per_image)
-            .zip(got.chunks(per_image))
-            .map(|(a, b)| cosine(a, b))
-            .fold(f64::INFINITY, f64::min);
+        let min = min_image_cosine(&model, &plan, 32);
         eprintln!("{name}: int8 vs candle fp32, held-out images: min cosine {min:.6}");
         assert!(min >= INT8_MIN_COSINE, "{name}: min cosine {min}");
     }
@@ -522,24 +527,12 @@ fn resnet_graphs_match_candle_fp32_and_run_int8_convolutions() {
     // 3 stem + 5 bottlenecks × 3 + 4 downsamples (stage 2's second block has none) + values.
     assert_eq!(report.layers.len(), 3 + 15 + 4 + 1);
     assert!(report.int8_layers() >= 20, "{report}");
-    let x = images(5, 0, 64);
-    let want = candle_parts(&model, &x)
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
     let plan = optimized(&path);
     // tract lowers ConvInteger to an im2col and a product with an i32-accumulating kernel.
     let int8 = int8_matmuls(&plan);
     eprintln!("resnet: tract int8 products: {}", int8.len());
     assert!(int8.len() >= report.int8_layers(), "{int8:?}");
-    let (_, got) = run(&plan, &x);
-    let per_image = want.len() / 5;
-    let min = want
-        .chunks(per_image)
-        .zip(got.chunks(per_image))
-        .map(|(a, b)| cosine(a, b))
-        .fold(f64::INFINITY, f64::min);
+    let min = min_image_cosine(&model, &plan, 64);
     eprintln!("resnet: int8 vs candle fp32, held-out images: min cosine {min:.6}");
     assert!(min >= INT8_MIN_COSINE, "min cosine {min}");
 }

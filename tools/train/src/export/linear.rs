@@ -109,6 +109,15 @@ impl LinearPlan {
     }
 }
 
+/// The integer product of one int8 layer: `MatMulInteger` with a `(K, out)` weight, or
+/// `ConvInteger` with an `(out, in, k, k)` kernel, and the shape of its per-channel rescale.
+struct Int8Product {
+    op: &'static str,
+    weight: TensorData,
+    rescale_dims: Vec<usize>,
+    attrs: Vec<tract_onnx::pb::AttributeProto>,
+}
+
 /// Writes linear layers into a graph according to a plan, recording each layer's input.
 pub(crate) struct LinearEmitter<'a> {
     plan: &'a LinearPlan,
@@ -189,32 +198,16 @@ impl<'a> LinearEmitter<'a> {
                 g.node("Conv", &[x, &w, &b], attrs())?
             }
             LinearForm::Int8 { input } => {
-                let input_scale = input.scale;
-                let zp = self.zero_point(g, input.zero_point)?;
                 // One scale per output channel, over that channel's flattened kernel: the
                 // matrix form of the kernel is exactly what `QuantizedWeight` quantizes.
                 let q = QuantizedWeight::of(&layer.linear);
-                let s_x = g.initializer(
-                    &format!("{id}.input_scale"),
-                    TensorData::scalar_f32(input_scale),
-                )?;
-                let w = g.initializer(
-                    &format!("{id}.weight_q"),
-                    TensorData::i8(&kernel, q.by_output()),
-                )?;
-                let rescale: Vec<f32> = q.scales.iter().map(|s| s * input_scale).collect();
-                let rescale = g.initializer(
-                    &format!("{id}.rescale"),
-                    TensorData::f32(&[out, 1, 1], rescale),
-                )?;
-                let xq = g.node("QuantizeLinear", &[x, &s_x, &zp], vec![])?;
-                let acc = g.node("ConvInteger", &[&xq, &w, &zp], attrs())?;
-                let accf = g.node(
-                    "Cast",
-                    &[&acc],
-                    vec![attr::int("to", ElemType::F32.onnx() as i64)],
-                )?;
-                let y = g.node("Mul", &[&accf, &rescale], vec![])?;
+                let product = Int8Product {
+                    op: "ConvInteger",
+                    weight: TensorData::i8(&kernel, q.by_output()),
+                    rescale_dims: vec![out, 1, 1],
+                    attrs: attrs(),
+                };
+                let y = self.int8_product(g, id, x, &q, input, product)?;
                 let b =
                     g.initializer(&format!("{id}.bias"), TensorData::f32(&[out, 1, 1], bias))?;
                 g.node("Add", &[&y, &b], vec![])?
@@ -235,24 +228,39 @@ impl<'a> LinearEmitter<'a> {
         layer: &LinearWeights,
         input: ActivationQuant,
     ) -> Result<Value, GraphError> {
-        let input_scale = input.scale;
-        let zp = self.zero_point(g, input.zero_point)?;
         let q = QuantizedWeight::of(layer);
+        let product = Int8Product {
+            op: "MatMulInteger",
+            weight: TensorData::i8(&[q.inputs, q.outputs], q.values.clone()),
+            rescale_dims: vec![q.outputs],
+            attrs: vec![],
+        };
+        self.int8_product(g, id, x, &q, input, product)
+    }
+
+    /// `QuantizeLinear(x)` → the integer product → `Cast` (f32) → `Mul(s_x · s_w)`.
+    fn int8_product(
+        &mut self,
+        g: &mut GraphBuilder,
+        id: LinearId,
+        x: &Value,
+        q: &QuantizedWeight,
+        input: ActivationQuant,
+        product: Int8Product,
+    ) -> Result<Value, GraphError> {
+        let zp = self.zero_point(g, input.zero_point)?;
         let s_x = g.initializer(
             &format!("{id}.input_scale"),
-            TensorData::scalar_f32(input_scale),
+            TensorData::scalar_f32(input.scale),
         )?;
-        let w = g.initializer(
-            &format!("{id}.weight_q"),
-            TensorData::i8(&[q.inputs, q.outputs], q.values.clone()),
-        )?;
-        let rescale: Vec<f32> = q.scales.iter().map(|s| s * input_scale).collect();
+        let w = g.initializer(&format!("{id}.weight_q"), product.weight)?;
+        let rescale: Vec<f32> = q.scales.iter().map(|s| s * input.scale).collect();
         let rescale = g.initializer(
             &format!("{id}.rescale"),
-            TensorData::f32(&[q.outputs], rescale),
+            TensorData::f32(&product.rescale_dims, rescale),
         )?;
         let xq = g.node("QuantizeLinear", &[x, &s_x, &zp], vec![])?;
-        let acc = g.node("MatMulInteger", &[&xq, &w, &zp], vec![])?;
+        let acc = g.node(product.op, &[&xq, &w, &zp], product.attrs)?;
         let accf = g.node(
             "Cast",
             &[&acc],
