@@ -150,11 +150,7 @@ pub struct ClipConfig {
 impl ClipConfig {
     /// Reads and checks `config.json`.
     pub fn load(path: &Path) -> Result<Self, ClipError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ClipError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&super::read_text(path)?, path)
     }
 
     /// Parses the text of a `config.json`; `path` is used in error messages only.

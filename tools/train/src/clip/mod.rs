@@ -82,6 +82,14 @@ pub enum ClipError {
     Candle(#[from] candle_core::Error),
 }
 
+/// The text of a checkpoint's config file, or an error naming it.
+pub(crate) fn read_text(path: &Path) -> Result<String, ClipError> {
+    std::fs::read_to_string(path).map_err(|source| ClipError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// A loaded CLIP checkpoint: both towers, their projections and the tokenizer.
 pub struct Clip {
     /// The parsed `config.json`.

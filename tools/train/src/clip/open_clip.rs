@@ -85,11 +85,7 @@ fn triple(v: &Value, key: &str, path: &Path) -> Result<[f32; 3], ClipError> {
 impl OpenClipConfig {
     /// Reads and checks `open_clip_config.json`.
     pub fn load(path: &Path) -> Result<Self, ClipError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ClipError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&super::read_text(path)?, path)
     }
 
     /// Parses the text of an `open_clip_config.json`; `path` names it in errors.
