@@ -131,3 +131,23 @@ fn unreadable_image_is_named_by_embed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.jpg"), "{err}");
 }
+
+#[test]
+fn embed_into_a_closed_pipe_exits_quietly() {
+    use std::process::Stdio;
+    // The reader goes away before the command writes (`xrvlm-train embed … | head -c 0`):
+    // the write fails with a broken pipe, which is the reader's choice, not an error.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xrvlm-train"))
+        .arg("embed")
+        .arg(common::tiny_clip())
+        .args(["--text", "a bird."])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -6,6 +6,7 @@
 //! Image rows are the `--image` files in order, then the rows of every `--pixels` file; text
 //! rows are the `--text` strings, then the `--token-ids` sequences.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -85,7 +86,14 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         image_embeds: image_embeds(&clip, &args, &device)?,
         text_embeds: text_embeds(&clip, &args, &device)?,
     };
-    println!("{}", serde_json::to_string(&out)?);
+    let line = serde_json::to_string(&out)?;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        // The reader stopped reading (`| head`): nothing is lost that it wanted.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the embeddings to standard output")?
+        }
+        _ => {}
+    }
     Ok(ExitCode::SUCCESS)
 }
 
