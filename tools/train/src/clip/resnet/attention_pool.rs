@@ -59,7 +59,16 @@ impl AttentionPool {
 
     /// The pooled image feature `(B, out)`.
     pub fn forward(&self, map: &Tensor) -> Result<Tensor> {
+        self.pool_tokens(&self.tokens(map)?)
+    }
+
+    /// [`AttentionPool::values`] and [`AttentionPool::forward`] of one map, its tokens built once.
+    pub fn values_and_pooled(&self, map: &Tensor) -> Result<(Tensor, Tensor)> {
         let x = self.tokens(map)?;
+        Ok((self.value_tokens(&x)?, self.pool_tokens(&x)?))
+    }
+
+    fn pool_tokens(&self, x: &Tensor) -> Result<Tensor> {
         let (b, n, c) = x.dims3()?;
         let hd = c / self.heads;
         let split = |t: Tensor, len: usize| {
@@ -69,8 +78,8 @@ impl AttentionPool {
         };
         let q = (self.q.forward(&x.narrow(1, 0, 1)?)? * (hd as f64).powf(-0.5))?;
         let q = split(q, 1)?;
-        let k = split(self.k.forward(&x)?, n)?;
-        let v = split(self.v.forward(&x)?, n)?;
+        let k = split(self.k.forward(x)?, n)?;
+        let v = split(self.v.forward(x)?, n)?;
         let attn = softmax_last(&q.matmul(&k.transpose(D::Minus2, D::Minus1)?.contiguous()?)?)?;
         let pooled = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, c))?;
         self.c.forward(&pooled)
@@ -89,7 +98,10 @@ impl AttentionPool {
 
     /// Every spatial token through `v_proj` and `c_proj`, no attention: `(B, HW, out)`.
     pub fn values(&self, map: &Tensor) -> Result<Tensor> {
-        let x = self.tokens(map)?;
+        self.value_tokens(&self.tokens(map)?)
+    }
+
+    fn value_tokens(&self, x: &Tensor) -> Result<Tensor> {
         let n = x.dim(1)?;
         let spatial = x.narrow(1, 1, n - 1)?;
         self.c.forward(&self.v.forward(&spatial)?)

@@ -396,8 +396,7 @@ impl ResNetTower {
         let map = self.feature_map(pixels, false)?;
         let (b, c, h, w) = map.dims4()?;
         let x = map.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?;
-        let f = self.pool.values(&map)?;
-        let pooled = self.pool.forward(&map)?;
+        let (f, pooled) = self.pool.values_and_pooled(&map)?;
         Ok(VisionStreams { x, f, pooled })
     }
 }
