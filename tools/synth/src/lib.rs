@@ -40,6 +40,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use output::{generate, SynthSummary, BLANK_STREAM, GENERATOR_VERSION};
+pub use scene::Framing;
 pub use species::{derive_species, Attributes, Species};
 
 /// Default world seed.
@@ -82,6 +83,8 @@ pub struct SynthConfig {
     pub empty_fraction: f64,
     /// Fraction of captions that name the species.
     pub name_fraction: f64,
+    /// Whole camera frames or detector crops.
+    pub framing: Framing,
 }
 
 impl SynthConfig {

@@ -187,7 +187,7 @@ fn run_job(
     let named = chance(&mut rng, config.name_fraction);
     let sp: Option<&Species> = job.species.and_then(|i| species.get(i));
     let attrs: Option<&Attributes> = sp.map(|s| &s.attributes);
-    let frame = render_frame(&mut rng, attrs, config.size, night);
+    let frame = render_frame(&mut rng, attrs, config.size, night, config.framing);
     let caption = match (sp, &frame.bird) {
         (Some(s), Some(view)) => {
             let name = named.then(|| s.spoken_name());

@@ -25,17 +25,21 @@ const VISIBLE_FRACTION: f32 = 0.6;
 const MIN_VISIBLE_PIXELS: usize = 2;
 
 // === Pose and perch ===
-/// Bird scale (pixels per body half-length) as a fraction of the image size.
-const SCALE_RANGE: (f32, f32) = (0.12, 0.17);
+/// Bird scale (pixels per body half-length) as a fraction of the image size, whole scene.
+const SCENE_SCALE: (f32, f32) = (0.12, 0.17);
+/// The same in a detector crop: the animal's box plus a margin fills most of the frame.
+const CROP_SCALE: (f32, f32) = (0.2, 0.25);
 /// Largest tilt either way, radians.
 const MAX_TILT: f32 = 0.35;
 /// Fraction of birds in flight (wing raised, legs tucked, no perch).
 const FLYING_PROBABILITY: f64 = 0.3;
 /// Fraction of birds placed at the frame's edge, partly out of frame.
 const EDGE_PROBABILITY: f64 = 0.15;
-/// Usual body centre range, as fractions of the image size.
-const CENTRE_X: (f32, f32) = (0.42, 0.58);
-const CENTRE_Y: (f32, f32) = (0.52, 0.62);
+/// Usual body centre range, as fractions of the image size: whole scene, then crop.
+const SCENE_CENTRE_X: (f32, f32) = (0.42, 0.58);
+const SCENE_CENTRE_Y: (f32, f32) = (0.52, 0.62);
+const CROP_CENTRE_X: (f32, f32) = (0.46, 0.54);
+const CROP_CENTRE_Y: (f32, f32) = (0.46, 0.54);
 /// Body centre range along the edge axis for edge placements.
 const EDGE_NEAR: (f32, f32) = (0.06, 0.2);
 /// Probability that the head colour equals the body colour.
@@ -72,6 +76,52 @@ const NIGHT_CONTRAST: (f32, f32) = (0.8, 1.1);
 const VIGNETTE: (f32, f32) = (0.35, 0.7);
 const NIGHT_NOISE: (f32, f32) = (0.03, 0.06);
 
+/// How the camera frames the bird.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framing {
+    /// The whole camera frame: a small bird (body about 30 % of the frame), sometimes at the
+    /// frame's edge and partly out of it.
+    #[default]
+    Scene,
+    /// A detector crop: a square box around the bird with a margin, as a two-stage pipeline
+    /// (MegaDetector, then a classifier) hands the classifier; the bird is centred and about
+    /// 1.5 times larger, never at the frame's edge (at most a wing or tail tip touches it).
+    Crop,
+}
+
+impl Framing {
+    /// Parses `scene` or `crop`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "scene" => Some(Self::Scene),
+            "crop" => Some(Self::Crop),
+            _ => None,
+        }
+    }
+
+    fn scale(self) -> (f32, f32) {
+        match self {
+            Self::Scene => SCENE_SCALE,
+            Self::Crop => CROP_SCALE,
+        }
+    }
+
+    fn centre(self) -> ((f32, f32), (f32, f32)) {
+        match self {
+            Self::Scene => (SCENE_CENTRE_X, SCENE_CENTRE_Y),
+            Self::Crop => (CROP_CENTRE_X, CROP_CENTRE_Y),
+        }
+    }
+
+    fn edge_probability(self) -> f64 {
+        match self {
+            Self::Scene => EDGE_PROBABILITY,
+            Self::Crop => 0.0,
+        }
+    }
+}
+
 /// What the frame shows of its bird.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BirdView {
@@ -83,6 +133,8 @@ pub struct BirdView {
     visible: [bool; 16],
     /// Fraction of the bird's pixels inside the frame.
     pub in_frame: f32,
+    /// Fraction of the frame's pixels the bird covers (before occlusion).
+    pub area: f32,
     /// Fraction of its in-frame pixels hidden by foreground occluders.
     pub occluded: f32,
     /// The occluder in front of the bird was a branch (else leaves), if any.
@@ -115,12 +167,13 @@ pub fn render_frame<R: Rng>(
     species: Option<&Attributes>,
     size: u32,
     night: bool,
+    framing: Framing,
 ) -> Frame {
     let s = size as f32;
     let mut canvas = Canvas::new(size as usize, size as usize, [0.0; 3]);
     let mut backdrop = paint_backdrop(&mut canvas, rng, s);
     let bird = species.map(|attrs| {
-        let pose = sample_pose(rng, s);
+        let pose = sample_pose(rng, s, framing);
         let look = sample_look(rng);
         if !pose.flying {
             paint_perch(&mut canvas, rng, &pose, s);
@@ -135,7 +188,7 @@ pub fn render_frame<R: Rng>(
         (pose, look.0, colours, *attrs)
     });
     if bird.is_none() && chance(rng, EMPTY_PERCH_PROBABILITY) {
-        let pose = sample_pose(rng, s);
+        let pose = sample_pose(rng, s, framing);
         paint_perch(&mut canvas, rng, &pose, s);
         backdrop.branches += 1;
     }
@@ -151,7 +204,13 @@ pub fn render_frame<R: Rng>(
     let after = canvas.label_counts();
     let view = bird.map(|(pose, body, colours, attrs)| {
         let full = unobstructed_counts(&attrs, &colours, &pose);
-        bird_view(&pose, body, &before, &after, &full, occluder_is_branch)
+        let counts = LabelCounts {
+            before: &before,
+            after: &after,
+            full: &full,
+            frame: s * s,
+        };
+        bird_view(&pose, body, &counts, occluder_is_branch)
     });
     Frame {
         image: finish(&mut canvas, rng, night, s),
@@ -161,14 +220,15 @@ pub fn render_frame<R: Rng>(
     }
 }
 
-fn sample_pose<R: Rng>(rng: &mut R, s: f32) -> Pose {
-    let scale = s * uniform(rng, SCALE_RANGE.0, SCALE_RANGE.1);
+fn sample_pose<R: Rng>(rng: &mut R, s: f32, framing: Framing) -> Pose {
+    let (scale_range, (centre_x, centre_y)) = (framing.scale(), framing.centre());
+    let scale = s * uniform(rng, scale_range.0, scale_range.1);
     let flying = chance(rng, FLYING_PROBABILITY);
     let facing_left = chance(rng, 0.5);
     let tilt = uniform(rng, -MAX_TILT, MAX_TILT);
-    let mut cx = uniform(rng, CENTRE_X.0, CENTRE_X.1);
-    let mut cy = uniform(rng, CENTRE_Y.0, CENTRE_Y.1);
-    if chance(rng, EDGE_PROBABILITY) {
+    let mut cx = uniform(rng, centre_x.0, centre_x.1);
+    let mut cy = uniform(rng, centre_y.0, centre_y.1);
+    if chance(rng, framing.edge_probability()) {
         let near = uniform(rng, EDGE_NEAR.0, EDGE_NEAR.1);
         match between(rng, 0, 2) {
             0 => cx = near,
@@ -273,14 +333,27 @@ fn unobstructed_counts(attrs: &Attributes, look: &BirdLook, pose: &Pose) -> [usi
     canvas.label_counts()
 }
 
+/// Part label counts of one frame: as drawn before the foreground, after it, of the bird alone,
+/// and the frame's pixel count.
+struct LabelCounts<'a> {
+    before: &'a [usize; 256],
+    after: &'a [usize; 256],
+    full: &'a [usize; 256],
+    frame: f32,
+}
+
 fn bird_view(
     pose: &Pose,
     body: BodyColour,
-    before: &[usize; 256],
-    after: &[usize; 256],
-    full: &[usize; 256],
+    counts: &LabelCounts<'_>,
     occluder_is_branch: bool,
 ) -> BirdView {
+    let LabelCounts {
+        before,
+        after,
+        full,
+        ..
+    } = counts;
     let mut visible = [false; 16];
     let (mut sum_full, mut sum_before, mut sum_after) = (0, 0, 0);
     for part in Part::ALL {
@@ -298,6 +371,7 @@ fn bird_view(
         body,
         visible,
         in_frame: ratio(sum_before, sum_full),
+        area: sum_before as f32 / counts.frame,
         occluded: 1.0 - ratio(sum_after, sum_before),
         occluder_is_branch,
     }

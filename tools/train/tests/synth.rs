@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use xrvlm_train::synth::random::keyed_rng;
-use xrvlm_train::synth::scene::render_frame;
+use xrvlm_train::synth::scene::{render_frame, Framing};
 use xrvlm_train::synth::species::{derive_species, MIN_ATTRIBUTE_DIFFERENCES};
 
 /// Small, fast arguments: 3 species × 4 images of 32 px, with blank and night frames.
@@ -283,8 +283,78 @@ fn frames_render_at_the_smallest_and_largest_sizes() {
     let species = derive_species(1, 1);
     for size in [32u32, 512] {
         let mut rng = keyed_rng(0, 1, 2, u64::from(size));
-        let frame = render_frame(&mut rng, Some(&species[0].attributes), size, false);
+        let frame = render_frame(
+            &mut rng,
+            Some(&species[0].attributes),
+            size,
+            false,
+            Framing::Scene,
+        );
         assert_eq!(frame.image.dimensions(), (size, size));
         assert!(frame.bird.is_some());
     }
+}
+
+/// Mean bird area (fraction of the frame) and the least fraction of a bird inside the frame, over
+/// the same 60 draws in one framing.
+fn framing_stats(framing: Framing) -> (f32, f32) {
+    let species = derive_species(1, 3);
+    let (mut area, mut least) = (0.0, 1.0f32);
+    for i in 0..60u64 {
+        let mut rng = keyed_rng(0, 7, 0, i);
+        let attrs = &species[(i % 3) as usize].attributes;
+        let frame = render_frame(&mut rng, Some(attrs), 96, i % 2 == 0, framing);
+        let bird = frame.bird.expect("a bird frame");
+        area += bird.area / 60.0;
+        least = least.min(bird.in_frame);
+    }
+    (area, least)
+}
+
+#[test]
+fn crop_framing_shows_a_larger_bird_never_at_the_edge() {
+    let (scene_area, scene_least) = framing_stats(Framing::Scene);
+    let (crop_area, crop_least) = framing_stats(Framing::Crop);
+    assert!(
+        scene_least < 0.8,
+        "some whole-scene birds stand partly out of the frame ({scene_least})"
+    );
+    // A wing or tail tip may touch the crop's edge, as with a tight detector box.
+    assert!(
+        crop_least >= 0.95,
+        "a detector crop holds the bird ({crop_least})"
+    );
+    assert!(
+        crop_area > 1.8 * scene_area,
+        "crop {crop_area:.3} vs scene {scene_area:.3} of the frame"
+    );
+}
+
+#[test]
+fn the_framing_is_a_flag_and_recorded_in_synth_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("crop");
+    synth_ok(
+        &out,
+        4,
+        &[
+            "--classes",
+            "2",
+            "--per-class",
+            "2",
+            "--size",
+            "32",
+            "--framing",
+            "crop",
+        ],
+    );
+    let provenance = read_json(&out.join("synth.json"));
+    assert_eq!(provenance["parameters"]["framing"], "crop");
+    let bad = synth(
+        &dir.path().join("bad"),
+        4,
+        &["--classes", "2", "--per-class", "1", "--framing", "zoom"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected scene or crop"));
 }

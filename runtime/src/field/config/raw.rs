@@ -48,6 +48,7 @@ pub(super) struct RawSource {
     world: Option<u64>,
     species: Option<usize>,
     size: Option<u32>,
+    framing: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -96,11 +97,12 @@ impl RawSource {
             ("world", self.world.is_some()),
             ("species", self.species.is_some()),
             ("size", self.size.is_some()),
+            ("framing", self.framing.is_some()),
         ];
         let allowed: &[&str] = match kind {
             SourceKind::V4l2 => &["device", "pixel_format", "width", "height", "fps"],
             SourceKind::Folder => &["path", "watch", "poll_interval_s"],
-            SourceKind::Synthetic => &["seed", "world", "species", "size"],
+            SourceKind::Synthetic => &["seed", "world", "species", "size", "framing"],
         };
         if let Some((key, _)) = used.iter().find(|(k, set)| *set && !allowed.contains(k)) {
             return Err(Problem::new(
@@ -159,11 +161,23 @@ impl RawSource {
             xrvlm_synth::MIN_SIZE,
             xrvlm_synth::MAX_SIZE,
         )?;
+        let framing = match self.framing.as_deref() {
+            None => xrvlm_synth::Framing::default(),
+            Some(s) => xrvlm_synth::Framing::parse(s).ok_or_else(|| {
+                Problem::new(
+                    "source.framing",
+                    format!(
+                        "must be \"scene\" (whole frames) or \"crop\" (detector crops), got {s:?}"
+                    ),
+                )
+            })?,
+        };
         Ok(SyntheticConfig {
             seed: self.seed.unwrap_or(0),
             world: self.world.unwrap_or(xrvlm_synth::DEFAULT_WORLD),
             species,
             size,
+            framing,
         })
     }
 

@@ -123,6 +123,8 @@ pub struct SyntheticConfig {
     pub species: usize,
     /// Frame side in pixels (square frames, as the generator draws them).
     pub size: u32,
+    /// Whole camera frames or detector crops (as `--framing`).
+    pub framing: xrvlm_synth::Framing,
 }
 
 /// `[model]`.

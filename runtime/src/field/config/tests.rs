@@ -214,3 +214,25 @@ fn unreadable_file_names_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn synthetic_framing_is_scene_or_crop() {
+    let synthetic = |framing: &str| {
+        MINIMAL.replace(
+            "kind = \"v4l2\"\nfps = 5",
+            &format!("kind = \"synthetic\"\nspecies = 3\n{framing}"),
+        )
+    };
+    let framing_of = |text: &str| match parse(text).expect("a valid profile").source {
+        SourceConfig::Synthetic(s) => s.framing,
+        other => panic!("expected a synthetic source, got {other:?}"),
+    };
+    assert_eq!(framing_of(&synthetic("")), xrvlm_synth::Framing::Scene);
+    assert_eq!(
+        framing_of(&synthetic("framing = \"crop\"")),
+        xrvlm_synth::Framing::Crop
+    );
+    let (_, key, message) = invalid(&synthetic("framing = \"zoom\""));
+    assert_eq!(key, "source.framing");
+    assert!(message.contains("\"scene\""), "{message}");
+}

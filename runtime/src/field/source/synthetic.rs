@@ -32,6 +32,8 @@ pub struct SyntheticSettings {
     pub classes: usize,
     /// Frame side in pixels, 32 to 512.
     pub size: u32,
+    /// Whole camera frames or detector crops (as `--framing`).
+    pub framing: xrvlm_synth::Framing,
     /// Fraction of frames with the night (infrared grey) look.
     pub night_fraction: f64,
     /// Fraction of bursts with no animal (a blank trigger: wind, sun).
@@ -61,6 +63,7 @@ impl SyntheticSettings {
             seed,
             classes,
             size: xrvlm_synth::DEFAULT_SIZE,
+            framing: xrvlm_synth::Framing::default(),
             night_fraction: xrvlm_synth::DEFAULT_NIGHT_FRACTION,
             empty_fraction: 0.1,
             burst_len: 3,
@@ -153,7 +156,13 @@ impl SyntheticSource {
         let night = chance(&mut rng, self.settings.night_fraction);
         let _caption_names_species = chance(&mut rng, 0.0);
         let attrs = species.map(|s| &s.attributes);
-        let frame = render_frame(&mut rng, attrs, self.settings.size, night);
+        let frame = render_frame(
+            &mut rng,
+            attrs,
+            self.settings.size,
+            night,
+            self.settings.framing,
+        );
         Frame {
             image: frame.image,
             sequence,
@@ -200,6 +209,7 @@ mod tests {
         SyntheticSettings {
             size: 32,
             night_fraction: 0.5,
+            framing: xrvlm_synth::Framing::Crop,
             ..SyntheticSettings::new(1, 5, 3)
         }
     }
@@ -216,6 +226,7 @@ mod tests {
             night_fraction: 0.5,
             empty_fraction: 0.0,
             name_fraction: 0.3,
+            framing: xrvlm_synth::Framing::Crop,
         };
         xrvlm_synth::generate(&config, dir.path()).expect("generate");
         let src = SyntheticSource::new(small()).expect("settings");

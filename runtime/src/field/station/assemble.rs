@@ -134,6 +134,7 @@ fn taken_media(log: &Path) -> Result<HashSet<String>, LogError> {
 fn synthetic(config: &SyntheticConfig, labels: &[&str]) -> Result<SyntheticSource, StationError> {
     let settings = SyntheticSettings {
         size: config.size,
+        framing: config.framing,
         burst_interval: SYNTHETIC_BURST_INTERVAL,
         ..SyntheticSettings::new(config.world, config.seed, config.species)
     };

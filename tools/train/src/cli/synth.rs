@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use crate::synth::{self, SynthConfig};
+use crate::synth::{self, Framing, SynthConfig};
 
 /// Arguments of `synth`.
 #[derive(Debug, Args)]
@@ -40,6 +40,14 @@ pub struct SynthArgs {
     /// Fraction of captions that name the species.
     #[arg(long, default_value_t = synth::DEFAULT_NAME_FRACTION)]
     pub name_fraction: f64,
+    /// `scene`: whole camera frames (a small bird, sometimes at the edge); `crop`: detector crops
+    /// (the bird centred and larger, as a classifier behind a detector sees it).
+    #[arg(long, default_value = "scene", value_parser = parse_framing)]
+    pub framing: Framing,
+}
+
+fn parse_framing(s: &str) -> Result<Framing, String> {
+    Framing::parse(s).ok_or_else(|| format!("'{s}' is not a framing; expected scene or crop"))
 }
 
 /// Runs `synth`.
@@ -53,18 +61,20 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         night_fraction: args.night_fraction,
         empty_fraction: args.empty_fraction,
         name_fraction: args.name_fraction,
+        framing: args.framing,
     };
     let start = Instant::now();
     let summary = synth::generate(&config, &args.out)
         .with_context(|| format!("generating a synthetic dataset in {}", args.out.display()))?;
     println!(
-        "wrote {} images ({} species x {}, {} blank, {} at night) of {} px to {} in {:.1} s",
+        "wrote {} images ({} species x {}, {} blank, {} at night) of {} px, {:?} framing, to {} in {:.1} s",
         summary.images,
         summary.species.len(),
         config.per_class,
         summary.blank,
         summary.night,
         config.size,
+        config.framing,
         args.out.display(),
         start.elapsed().as_secs_f64()
     );
