@@ -172,19 +172,42 @@ fn same_seed_gives_the_same_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("synth");
     write_synth(&data);
-    let run = |name: &str, seed| {
+    let run_as = |name: &str, seed, half_weights| {
         let out = tmp.path().join(name);
         let cfg = PretrainConfig {
             epochs: 1,
             seed,
+            half_weights,
             ..tiny_config(&data, &out)
         };
         pretrain(&cfg, &Device::Cpu).unwrap();
-        std::fs::read(out.join("model.safetensors")).unwrap()
+        out
+    };
+    let run = |name: &str, seed| {
+        std::fs::read(run_as(name, seed, false).join("model.safetensors")).unwrap()
     };
     let a = run("a", 1);
     assert_eq!(a, run("b", 1), "same seed, different weights");
     assert_ne!(a, run("c", 2), "different seeds, same weights");
+
+    // --half-weights stores the same run's weights rounded to f16, and they load as a CLIP.
+    let half = run_as("half", 1, true);
+    let full = candle_core::safetensors::load(tmp.path().join("a/model.safetensors"), &Device::Cpu)
+        .unwrap();
+    let stored =
+        candle_core::safetensors::load(half.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(full.len(), stored.len());
+    for (name, t) in &full {
+        let h = &stored[name];
+        assert_eq!(h.dtype(), candle_core::DType::F16, "{name}");
+        let as_f32 = |t: &candle_core::Tensor| {
+            let t = t.to_dtype(candle_core::DType::F16).unwrap();
+            let t = t.to_dtype(candle_core::DType::F32).unwrap();
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        assert_eq!(as_f32(h), as_f32(t), "{name}");
+    }
+    Clip::load(&half, &Device::Cpu).unwrap();
 }
 
 #[test]

@@ -106,6 +106,10 @@ pub struct PretrainArgs {
     /// the checkpoint is written in open_clip's layout.
     #[arg(long)]
     pub lock_image: Option<PathBuf>,
+    /// Store the weights in f16: half the file (for checkpoints committed or shipped); every
+    /// loader reads them back as f32, and the zero-shot figures are measured on what was stored.
+    #[arg(long)]
+    pub half_weights: bool,
     /// Replace a checkpoint already in --out.
     #[arg(long)]
     pub overwrite: bool,
@@ -152,6 +156,7 @@ impl PretrainArgs {
                 ..ModelSize::default()
             },
             lock_image: self.lock_image.clone(),
+            half_weights: self.half_weights,
             overwrite: self.overwrite,
             progress: !self.quiet,
             ..PretrainConfig::new(self.data.clone(), self.out.clone())

@@ -171,6 +171,9 @@ pub struct PretrainConfig {
     /// while only the text tower learns (LiT, [`super::locked`]); the checkpoint is then written
     /// in open_clip's layout.
     pub lock_image: Option<PathBuf>,
+    /// Store the weights in f16 (half the file; loaders read them back as f32, and the
+    /// zero-shot figures are measured on what was stored).
+    pub half_weights: bool,
     /// Replace a checkpoint already in `out`.
     pub overwrite: bool,
     /// Show a progress bar.
@@ -199,6 +202,7 @@ impl PretrainConfig {
             eval_every: 0,
             size: ModelSize::default(),
             lock_image: None,
+            half_weights: false,
             overwrite: false,
             progress: false,
         }

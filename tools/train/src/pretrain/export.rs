@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use tokenizers::Tokenizer;
 use xrvlm_runtime::preprocess::Preprocess;
 
@@ -64,6 +64,21 @@ pub(crate) fn safetensors_bytes(
     )
 }
 
+/// `tensors` as stored: f32 ones in f16 when `half` (half the file; every loader here reads them
+/// back as f32), else unchanged.
+pub(crate) fn stored(
+    tensors: Vec<(String, Tensor)>,
+    half: bool,
+) -> candle_core::Result<Vec<(String, Tensor)>> {
+    tensors
+        .into_iter()
+        .map(|(n, t)| match t.dtype() {
+            DType::F32 if half => Ok((n, t.to_dtype(DType::F16)?)),
+            _ => Ok((n, t)),
+        })
+        .collect()
+}
+
 /// Writes `dir/tokenizer.json` and `dir/tokenizer_config.json` (context `context` tokens).
 pub fn write_tokenizer(
     dir: &Path,
@@ -87,11 +102,13 @@ pub fn write_tokenizer(
     write_json(&dir.join("tokenizer_config.json"), &config)
 }
 
-/// Writes `dir/config.json`, `dir/model.safetensors` and `dir/preprocessor_config.json`.
+/// Writes `dir/config.json`, `dir/model.safetensors` (in f16 when `half`) and
+/// `dir/preprocessor_config.json`.
 pub fn write_model(
     dir: &Path,
     config: &ClipConfig,
     params: &ParamStore,
+    half: bool,
 ) -> Result<(), PretrainError> {
     write_json(&dir.join(CONFIG_FILE), &config.to_hf_json()?)?;
     let tensors = params
@@ -100,7 +117,7 @@ pub fn write_model(
         .map(|(name, var)| Ok((name, var.as_tensor().to_device(&Device::Cpu)?)))
         .collect::<candle_core::Result<Vec<(String, Tensor)>>>()?;
     let path = dir.join(MODEL_FILE);
-    write(&path, &safetensors_bytes(&path, tensors)?)?;
+    write(&path, &safetensors_bytes(&path, stored(tensors, half)?)?)?;
     let pre = Preprocess::for_image_size(config.vision.image_size() as u32);
     let processor = serde_json::json!({
         "image_processor_type": "CLIPImageProcessor",

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use xrvlm_runtime::preprocess::Preprocess;
 
-use super::export::{safetensors_bytes, write, write_json};
+use super::export::{safetensors_bytes, stored, write, write_json};
 use super::PretrainError;
 use crate::clip::open_clip::{text_to_openai, OpenClipConfig, CONFIG_FILE, MODEL_FILE};
 use crate::clip::resnet::PREFIX;
@@ -77,12 +77,14 @@ impl LockedImage {
     }
 
     /// Writes `dir/open_clip_config.json` and `dir/open_clip_model.safetensors`: this image
-    /// tower, the trained text tower of `config` and the temperature in `text`.
+    /// tower, the trained text tower of `config` and the temperature in `text`; in f16 when
+    /// `half`.
     pub fn write_checkpoint(
         &self,
         dir: &Path,
         config: &ClipConfig,
         text: &ParamStore,
+        half: bool,
     ) -> Result<(), PretrainError> {
         let pre = Preprocess::for_image_size(config.vision.image_size() as u32);
         let file = OpenClipConfig {
@@ -101,6 +103,6 @@ impl LockedImage {
         tensors.extend(self.tensors.iter().map(|(n, t)| (n.clone(), t.clone())));
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         let path = dir.join(MODEL_FILE);
-        write(&path, &safetensors_bytes(&path, tensors)?)
+        write(&path, &safetensors_bytes(&path, stored(tensors, half)?)?)
     }
 }

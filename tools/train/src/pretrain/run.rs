@@ -148,8 +148,8 @@ pub fn pretrain(cfg: &PretrainConfig, device: &Device) -> Result<PretrainReport,
     )?;
     let train_seconds = train_started.elapsed().as_secs_f64();
     match &locked {
-        Some(image) => image.write_checkpoint(&cfg.out, &config, &params)?,
-        None => export::write_model(&cfg.out, &config, &params)?,
+        Some(image) => image.write_checkpoint(&cfg.out, &config, &params, cfg.half_weights)?,
+        None => export::write_model(&cfg.out, &config, &params, cfg.half_weights)?,
     }
     let zero_shot = evaluate_checkpoint(&cfg.out, &tasks, device)?;
     if let Some(h) = &zero_shot.held_out {
