@@ -110,11 +110,11 @@ fn int8_agrees_with_fp32_and_the_manifest_records_it() {
     }
     let agreement = agree as f64 / files.len() as f64;
     eprintln!("int8 vs fp32 top-1 agreement on the samples: {agreement:.3}");
-    // The demo's logits are close together (a weak model: top-1 16 %), so a few frames flip;
-    // the export measured 97.0 % agreement on 504 held-out images.
-    assert!(agreement >= 0.9, "int8 agrees with fp32 on {agreement}");
+    // The export measured 99.2 % agreement on 504 held-out images (99.4 % on 2 520); all 40
+    // samples agree today, and one frame near a decision boundary may flip after a re-export.
+    assert!(agreement >= 0.95, "int8 agrees with fp32 on {agreement}");
     let metrics = int8.bundle().manifest().metrics.clone().unwrap();
-    assert!(metrics.int8_agreement.unwrap() >= 0.95, "{metrics:?}");
+    assert!(metrics.int8_agreement.unwrap() >= 0.99, "{metrics:?}");
     assert!(
         (metrics.fp32_top1 - metrics.int8_top1.unwrap()).abs() <= 0.01,
         "{metrics:?}"

@@ -100,9 +100,10 @@ fn a_labelled_set_below_tolerance_fails_naming_the_figure() {
         "--data",
         data.to_str().unwrap(),
     ];
-    // Within the manifest's reference (16 % top-1 on its evaluation set) less 20 points: passes.
+    // Within the manifest's reference (97 % top-1 on its evaluation set) less 10 points: passes
+    // (the samples score 38 of 40).
     let mut lenient = args.to_vec();
-    lenient.extend(["--max-top1-drop", "0.2"]);
+    lenient.extend(["--max-top1-drop", "0.1"]);
     let out = check(&lenient, &path);
     assert!(
         out.status.success(),
@@ -112,15 +113,16 @@ fn a_labelled_set_below_tolerance_fails_naming_the_figure() {
     let r = report(&path);
     assert_eq!(r["labelled"]["images"], 40);
     assert!(r["labelled"]["per_class"].as_array().unwrap().len() >= 10);
-    // A floor the demo model cannot reach: exit 3, the figure named with how far below.
+    // A floor the demo model does not reach on its samples: exit 3, the figure named with how
+    // far below.
     let mut strict = args.to_vec();
-    strict.extend(["--min-top1", "0.9"]);
+    strict.extend(["--min-top1", "0.99"]);
     let out = check(&strict, &path);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("FAIL labelled.top1"), "{stdout}");
     assert!(
-        stdout.contains("points below the 90.00 % accepted"),
+        stdout.contains("points below the 99.00 % accepted"),
         "{stdout}"
     );
     let r = report(&path);

@@ -3,8 +3,12 @@
 //! alignment head and XR-VLM (the part-based heads with M = P for each requested value), and
 //! report mean ± std top-1 per row as a Markdown table.
 //!
-//! Every run is an ordinary `train` run directory under `OUT/<row>/seed<N>/`; a run whose
-//! `eval.json` exists is not repeated, so an interrupted ablation continues where it stopped.
+//! With several shot counts (k images per class), every row is run at each k, on the same
+//! evaluation set.
+//!
+//! Every run is an ordinary `train` run directory under `OUT/<row>/seed<N>/` (with shot counts,
+//! `OUT/<k>shot/<row>/seed<N>/`); a run whose `eval.json` exists is not repeated, so an
+//! interrupted ablation continues where it stopped.
 
 use std::path::Path;
 
@@ -81,6 +85,8 @@ pub fn rows(parts: &[usize]) -> Vec<Row> {
 pub struct RowResult {
     /// The row.
     pub row: Row,
+    /// Training images per class (`None`: every training image).
+    pub shots: Option<usize>,
     /// Top-1 of each seed, in seed order.
     pub top1: Vec<f64>,
     /// Top-5 of each seed.
@@ -106,15 +112,16 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 pub fn to_markdown(results: &[RowResult], seeds: &[u64]) -> String {
     let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
     let mut s = format!(
-        "| method | top-1 (mean ± std, %) | top-5 (mean, %) | seeds {} |\n|---|---:|---:|---|\n",
+        "| method | shots | top-1 (mean ± std, %) | top-5 (mean, %) | seeds {} |\n|---|---:|---:|---:|---|\n",
         seeds.join(", ")
     );
     for r in results {
+        let shots = r.shots.map_or_else(|| "all".to_string(), |k| k.to_string());
         let (m, sd) = mean_std(&r.top1);
         let (m5, _) = mean_std(&r.top5);
         let each: Vec<String> = r.top1.iter().map(|t| format!("{:.1}", 100.0 * t)).collect();
         s.push_str(&format!(
-            "| {} | {:.2} ± {:.2} | {:.2} | {} |\n",
+            "| {} | {shots} | {:.2} ± {:.2} | {:.2} | {} |\n",
             r.row.label(),
             100.0 * m,
             100.0 * sd,
@@ -125,38 +132,78 @@ pub fn to_markdown(results: &[RowResult], seeds: &[u64]) -> String {
     s
 }
 
-/// Runs (or reuses) every run of the ablation and returns the per-row results.
-/// `base` carries everything but the head, parts, prompts and seeds.
+/// What one ablation covers: the part counts (M = P), the seeds and the shot counts (empty:
+/// the base run's own `shots` only).
+#[derive(Clone, Debug)]
+pub struct Grid<'a> {
+    /// M = P values of the part-based heads.
+    pub parts: &'a [usize],
+    /// Seeds; each sets the shot draw, the initialisation and the data order.
+    pub seeds: &'a [u64],
+    /// Training images per class, one table block each.
+    pub shots: &'a [usize],
+}
+
+/// Runs (or reuses) every run of the ablation and returns the per-row results, shot count by
+/// shot count. `base` carries everything but the head, parts, prompts, seeds and shots.
 pub fn run_all(
     base: &RunConfig,
-    parts: &[usize],
-    seeds: &[u64],
+    grid: &Grid<'_>,
     out: &Path,
     device: &Device,
     progress: bool,
 ) -> anyhow::Result<Vec<RowResult>> {
+    let blocks: Vec<(Option<usize>, std::path::PathBuf)> = if grid.shots.is_empty() {
+        vec![(base.data.shots, out.to_path_buf())]
+    } else {
+        grid.shots
+            .iter()
+            .map(|&k| (Some(k), out.join(format!("{k}shot"))))
+            .collect()
+    };
     let mut results = Vec::new();
-    for row in rows(parts) {
-        let mut result = RowResult {
-            row: row.clone(),
-            top1: Vec::new(),
-            top5: Vec::new(),
-        };
-        for &seed in seeds {
-            let dir = out.join(row.slug()).join(format!("seed{seed}"));
-            let eval = run_one(base, &row, seed, &dir, device, progress)
-                .with_context(|| format!("ablation run {}", dir.display()))?;
-            eprintln!(
-                "{:<45} seed {seed}: top-1 {:.2} %",
-                row.label(),
-                100.0 * eval.top1
-            );
-            result.top1.push(eval.top1);
-            result.top5.push(eval.top5);
+    for (shots, block) in blocks {
+        let mut base = base.clone();
+        base.data.shots = shots;
+        for row in rows(grid.parts) {
+            results.push(run_row(&base, &row, grid.seeds, &block, device, progress)?);
         }
-        results.push(result);
     }
     Ok(results)
+}
+
+/// One row at the shot count of `base`, over every seed.
+fn run_row(
+    base: &RunConfig,
+    row: &Row,
+    seeds: &[u64],
+    out: &Path,
+    device: &Device,
+    progress: bool,
+) -> anyhow::Result<RowResult> {
+    let mut result = RowResult {
+        row: row.clone(),
+        shots: base.data.shots,
+        top1: Vec::new(),
+        top5: Vec::new(),
+    };
+    let shots = base
+        .data
+        .shots
+        .map_or_else(|| "all".into(), |k| k.to_string());
+    for &seed in seeds {
+        let dir = out.join(row.slug()).join(format!("seed{seed}"));
+        let eval = run_one(base, row, seed, &dir, device, progress)
+            .with_context(|| format!("ablation run {}", dir.display()))?;
+        eprintln!(
+            "{:<45} {shots:>3} shots, seed {seed}: top-1 {:.2} %",
+            row.label(),
+            100.0 * eval.top1
+        );
+        result.top1.push(eval.top1);
+        result.top5.push(eval.top5);
+    }
+    Ok(result)
 }
 
 fn run_one(

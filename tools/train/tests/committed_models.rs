@@ -1,13 +1,13 @@
 //! The models committed under `models/` stay readable by the code that made them: the
-//! pre-trained mini-CLIP loads through the Hugging Face CLIP loader and `embed`, and the demo
-//! XR-VLM (whose backbone is found through its relative path) evaluates on freshly generated
-//! synthetic images of its species.
+//! pre-trained mini-CLIP (a ModifiedResNet in open_clip's layout, stored in f16) loads and
+//! embeds, and the demo XR-VLM (whose backbone is found through its relative path) evaluates on
+//! freshly generated synthetic images of its species.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::Device;
-use xrvlm_train::clip::Clip;
+use xrvlm_train::clip::{Clip, ImageTower};
 
 /// The repository's `models/` directory.
 fn models() -> PathBuf {
@@ -22,10 +22,11 @@ fn xrvlm_train() -> Command {
 }
 
 #[test]
-fn mini_clip_loads_as_a_hugging_face_checkpoint() {
+fn mini_clip_loads_as_an_open_clip_resnet_checkpoint() {
     let clip = Clip::load(&models().join("mini-clip"), &Device::Cpu).unwrap();
-    assert_eq!(clip.config.vision.image_size(), 64);
-    assert_eq!(clip.config.projection_dim, 64);
+    assert!(matches!(clip.vision, ImageTower::ResNet(_)));
+    assert_eq!(clip.config.vision.image_size(), 96);
+    assert_eq!(clip.config.projection_dim, 128);
     let out = xrvlm_train()
         .args(["embed", "models/mini-clip", "--text"])
         .arg("a bird with a grey conical beak and a short black crest.")
@@ -38,7 +39,7 @@ fn mini_clip_loads_as_a_hugging_face_checkpoint() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = json["text_embeds"][0].as_array().unwrap();
-    assert_eq!(text.len(), 64);
+    assert_eq!(text.len(), 128);
 }
 
 #[test]
@@ -47,6 +48,7 @@ fn demo_xrvlm_evaluates_on_fresh_images_of_its_species() {
     let data = dir.path().join("fresh");
     let synth = xrvlm_train()
         .args(["synth", "--world", "1", "--seed", "77", "--classes", "12"])
+        .args(["--size", "110", "--framing", "crop"])
         .args(["--per-class", "2", "--out"])
         .arg(&data)
         .output()

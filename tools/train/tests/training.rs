@@ -238,8 +238,8 @@ fn committed_shapes_set_matches_the_generator() {
     }
 }
 
-/// `ablate` runs every head on the same draws and prints one table; a second invocation reuses
-/// the finished runs instead of training again.
+/// `ablate` runs every head on the same draws, at each shot count, and prints one table; a second
+/// invocation reuses the finished runs instead of training again.
 #[test]
 fn ablate_prints_one_table_and_reuses_finished_runs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -255,8 +255,8 @@ fn ablate_prints_one_table_and_reuses_finished_runs() {
             .arg("--out")
             .arg(&out)
             .args([
-                "--shots",
-                "4",
+                "--shot-counts",
+                "2,4",
                 "--context-len",
                 "4",
                 "--hidden",
@@ -285,18 +285,17 @@ fn ablate_prints_one_table_and_reuses_finished_runs() {
     ] {
         assert!(table.contains(label), "{label} missing from\n{table}");
     }
-    assert_eq!(
-        table.lines().filter(|l| l.starts_with("| ")).count(),
-        1 + 8,
-        "{table}"
-    );
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(rows.len(), 1 + 2 * 8, "{table}");
+    assert!(rows[1].starts_with("| zero-shot CLIP | 2 |"), "{table}");
+    assert!(rows[9].starts_with("| zero-shot CLIP | 4 |"), "{table}");
     assert_eq!(
         std::fs::read_to_string(out.join("ablation.md"))
             .unwrap()
             .trim(),
         table.trim()
     );
-    let stamp = std::fs::metadata(out.join("xrvlm-m2/seed2/checkpoint.safetensors"))
+    let stamp = std::fs::metadata(out.join("4shot/xrvlm-m2/seed2/checkpoint.safetensors"))
         .unwrap()
         .modified()
         .unwrap();
@@ -307,7 +306,7 @@ fn ablate_prints_one_table_and_reuses_finished_runs() {
         table,
         "same table from the finished runs"
     );
-    let again = std::fs::metadata(out.join("xrvlm-m2/seed2/checkpoint.safetensors"))
+    let again = std::fs::metadata(out.join("4shot/xrvlm-m2/seed2/checkpoint.safetensors"))
         .unwrap()
         .modified()
         .unwrap();

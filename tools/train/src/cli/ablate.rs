@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::train::TrainArgs;
-use crate::ablate::{run_all, to_markdown};
+use crate::ablate::{run_all, to_markdown, Grid};
 use crate::device;
 
 /// Arguments of `ablate`.
@@ -27,6 +27,10 @@ pub struct AblateArgs {
     /// The M = P values of the part-based heads.
     #[arg(long, value_delimiter = ',', default_value = "1,4")]
     pub part_counts: Vec<usize>,
+    /// Training images per class, e.g. 1,4,16: every row at each count, on the same evaluation
+    /// set (give one with --eval-folder); without it, --shots alone.
+    #[arg(long, value_delimiter = ',', conflicts_with = "shots")]
+    pub shot_counts: Vec<usize>,
 }
 
 /// Runs `ablate`.
@@ -41,14 +45,15 @@ pub fn run(args: AblateArgs) -> anyhow::Result<ExitCode> {
     let device = device::open(args.train.device, base.precision)?;
     let out = &args.train.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let results = run_all(
-        &base,
-        &args.part_counts,
-        &args.seeds,
-        out,
-        &device,
-        !args.train.quiet,
-    )?;
+    if args.shot_counts.contains(&0) {
+        bail!("--shot-counts: every count must be at least 1 image per class");
+    }
+    let grid = Grid {
+        parts: &args.part_counts,
+        seeds: &args.seeds,
+        shots: &args.shot_counts,
+    };
+    let results = run_all(&base, &grid, out, &device, !args.train.quiet)?;
     let table = to_markdown(&results, &args.seeds);
     std::fs::write(out.join("ablation.md"), &table)?;
     std::fs::write(
