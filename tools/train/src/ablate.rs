@@ -108,6 +108,11 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// A shot count as the table and the progress lines print it (`all` when unset).
+fn shots_label(shots: Option<usize>) -> String {
+    shots.map_or_else(|| "all".into(), |k| k.to_string())
+}
+
 /// The Markdown table of the results.
 pub fn to_markdown(results: &[RowResult], seeds: &[u64]) -> String {
     let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
@@ -116,7 +121,7 @@ pub fn to_markdown(results: &[RowResult], seeds: &[u64]) -> String {
         seeds.join(", ")
     );
     for r in results {
-        let shots = r.shots.map_or_else(|| "all".to_string(), |k| k.to_string());
+        let shots = shots_label(r.shots);
         let (m, sd) = mean_std(&r.top1);
         let (m5, _) = mean_std(&r.top5);
         let each: Vec<String> = r.top1.iter().map(|t| format!("{:.1}", 100.0 * t)).collect();
@@ -187,10 +192,7 @@ fn run_row(
         top1: Vec::new(),
         top5: Vec::new(),
     };
-    let shots = base
-        .data
-        .shots
-        .map_or_else(|| "all".into(), |k| k.to_string());
+    let shots = shots_label(base.data.shots);
     for &seed in seeds {
         let dir = out.join(row.slug()).join(format!("seed{seed}"));
         let eval = run_one(base, row, seed, &dir, device, progress)
