@@ -134,6 +134,13 @@ fn run(plan: &TypedModel, x: &Tensor) -> (Vec<usize>, Vec<f32>) {
 /// The smallest per-image cosine between `plan`'s `parts` and candle's fp32 ones, over five
 /// images outside every calibration set, of side `size`.
 fn min_image_cosine(model: &Model, plan: &TypedModel, size: u32) -> f64 {
+    image_cosines(model, plan, size)
+        .into_iter()
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The per-image cosines of [`min_image_cosine`].
+fn image_cosines(model: &Model, plan: &TypedModel, size: u32) -> Vec<f64> {
     let x = images(5, 0, size);
     let want = candle_parts(model, &x)
         .flatten_all()
@@ -145,7 +152,7 @@ fn min_image_cosine(model: &Model, plan: &TypedModel, size: u32) -> f64 {
     want.chunks(per_image)
         .zip(got.chunks(per_image))
         .map(|(a, b)| cosine(a, b))
-        .fold(f64::INFINITY, f64::min)
+        .collect()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -535,4 +542,26 @@ fn resnet_graphs_match_candle_fp32_and_run_int8_convolutions() {
     let min = min_image_cosine(&model, &plan, 64);
     eprintln!("resnet: int8 vs candle fp32, held-out images: min cosine {min:.6}");
     assert!(min >= INT8_MIN_COSINE, "min cosine {min}");
+    // Per-channel smoothing: some convolutions take it (their QuantizeLinear has one step per
+    // channel, which tract runs), and the whole graph ends closer to fp32 than without it.
+    assert!(
+        report.layers.iter().any(|l| l.smoothing.is_some()),
+        "{report}"
+    );
+    let smoothed = mean_error(&image_cosines(&model, &plan, 64));
+    let path = tmp.path().join("visual.plain.int8.onnx");
+    let plain = Int8Options {
+        smoothing_alphas: Vec::new(),
+        ..Int8Options::default()
+    };
+    let report = write_int8(&model, &images(12, 100, 64), &path, &plain, None).unwrap();
+    assert!(report.layers.iter().all(|l| l.smoothing.is_none()));
+    let plain = mean_error(&image_cosines(&model, &optimized(&path), 64));
+    eprintln!("resnet: 1 − mean cosine to fp32: smoothed {smoothed:.3e}, plain {plain:.3e}");
+    assert!(smoothed < plain, "smoothed {smoothed} plain {plain}");
+}
+
+/// 1 − the mean of `cosines`.
+fn mean_error(cosines: &[f64]) -> f64 {
+    1.0 - cosines.iter().sum::<f64>() / cosines.len() as f64
 }

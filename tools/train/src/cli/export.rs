@@ -43,6 +43,10 @@ pub struct ExportArgs {
     /// resolution.
     #[arg(long, value_parser = parse_percentile)]
     pub activation_percentile: Option<f64>,
+    /// int8: never smooth a convolution's input per channel (by default each convolution
+    /// takes the smoothing strength, or none, whose int8 output is closest to float).
+    #[arg(long)]
+    pub no_smoothing: bool,
     /// ImageFolder measured for the manifest's reference figures (default: the run's
     /// evaluation set).
     #[arg(long)]
@@ -73,6 +77,11 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             range: args
                 .activation_percentile
                 .map_or(ActivationRange::MaxAbs, ActivationRange::Percentile),
+            smoothing_alphas: if args.no_smoothing {
+                Vec::new()
+            } else {
+                Int8Options::default().smoothing_alphas
+            },
             ..Int8Options::default()
         },
         eval: args.eval,

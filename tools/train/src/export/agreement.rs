@@ -267,9 +267,7 @@ mod tests {
         for i in 0..n {
             plan.set(
                 LinearId::Qkv(i),
-                LinearForm::Int8 {
-                    input: ActivationQuant::for_range(12.7, false),
-                },
+                LinearForm::int8(ActivationQuant::for_range(12.7, false)),
             );
         }
         plan

@@ -1,17 +1,19 @@
 //! Static calibration of the int8 graph: the fp32 graph, with every linear layer's input
 //! exposed as an extra output, runs in tract over the calibration images, batch by batch.
-//! - Pass 1 ([`collect_ranges`]) records each input's |x|: the exact maximum and a log-spaced
-//!   histogram, from which [`ActivationRange`] picks the range the int8 scale covers.
-//! - Pass 2 ([`layer_errors`]) compares each layer's float output with the output of its int8
-//!   form (fake-quantized input, per-channel int8 weights) on the same inputs; a layer that
-//!   agrees too little stays float.
+//! - Pass 1 ([`collect_ranges`]) records each input's |x|: the exact maximum, a log-spaced
+//!   histogram, from which [`ActivationRange`] picks the range the int8 scale covers, and for
+//!   a convolution's input each channel's maximum (for [`super::smoothing`]).
+//! - Pass 2 ([`layer_errors`]) compares each layer's float output with the output of each of
+//!   its candidate int8 forms (fake-quantized input, per-channel int8 weights) on the same
+//!   inputs; the closest candidate is kept, and a layer that agrees too little stays float.
 
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 
-use super::linear::LinearId;
+use super::linear::{LinearForm, LinearId};
 use super::quant::{ActivationQuant, QuantizedWeight};
+use super::smoothing::ChannelSmoothing;
 use super::source::{ConvWeights, Layer, LinearWeights, VisualSource};
 use super::tract_run::{Output, TractGraph};
 use super::ExportError;
@@ -40,6 +42,7 @@ pub struct RangeStats {
     min: f32,
     count: u64,
     bins: Vec<u64>,
+    channel_max: Vec<f32>,
 }
 
 impl Default for RangeStats {
@@ -49,11 +52,32 @@ impl Default for RangeStats {
             min: f32::INFINITY,
             count: 0,
             bins: vec![0; ((MAX_EXP - MIN_EXP) * BINS_PER_OCTAVE) as usize],
+            channel_max: Vec::new(),
         }
     }
 }
 
 impl RangeStats {
+    /// Adds an `(N, C, H, W)` feature map: its values and each channel's largest |x|.
+    pub fn add_map(&mut self, x: &Output) {
+        self.add(&x.data);
+        let [_, c, h, w] = x.dims[..] else {
+            return;
+        };
+        if self.channel_max.len() != c {
+            self.channel_max = vec![0.0; c];
+        }
+        for (i, plane) in x.data.chunks_exact(h * w).enumerate() {
+            let m = &mut self.channel_max[i % c];
+            *m = plane.iter().fold(*m, |m, v| m.max(v.abs()));
+        }
+    }
+
+    /// Each channel's largest |x| (empty unless feature maps were added).
+    pub fn channel_max(&self) -> &[f32] {
+        &self.channel_max
+    }
+
     /// Adds values.
     pub fn add(&mut self, xs: &[f32]) {
         let last = self.bins.len() - 1;
@@ -155,7 +179,7 @@ pub fn collect_ranges(
             stats
                 .entry(id)
                 .or_default()
-                .add(&probe(outputs, id, index)?.data);
+                .add_map(probe(outputs, id, index)?);
         }
         Ok(())
     })?;
@@ -195,32 +219,44 @@ impl Agreement {
     }
 }
 
-/// Pass 2: for each layer with an input scale in `scales`, the agreement of its int8 form
-/// with its float form on the calibration inputs.
+/// Pass 2: for each layer, the agreement of each of its candidate int8 forms (in
+/// `candidates`; other forms are skipped) with its float form on the calibration inputs, in
+/// the candidates' order.
 pub fn layer_errors(
     graph: &TractGraph,
     probes: &[(LinearId, usize)],
     src: &VisualSource,
-    scales: &BTreeMap<LinearId, ActivationQuant>,
+    candidates: &BTreeMap<LinearId, Vec<LinearForm>>,
     images: &Tensor,
     batch: usize,
-) -> Result<BTreeMap<LinearId, LayerError>, ExportError> {
-    let mut sums: BTreeMap<LinearId, Agreement> = BTreeMap::new();
+) -> Result<BTreeMap<LinearId, Vec<LayerError>>, ExportError> {
+    let mut sums: BTreeMap<LinearId, Vec<Agreement>> = BTreeMap::new();
     for_each_batch(graph, images, batch, |outputs| {
         for &(id, index) in probes {
-            let (Some(&scale), Some(layer)) = (scales.get(&id), src.layer(id)) else {
+            let (Some(forms), Some(layer)) = (candidates.get(&id), src.layer(id)) else {
                 continue;
             };
             let x = probe(outputs, id, index)?;
-            let (float, int8) = match layer {
-                Layer::Linear(l) => both_forms(l, &x.data, &scale)?,
-                Layer::Conv(c) => both_conv_forms(c, x, &scale)?,
-            };
-            sums.entry(id).or_default().add(&float, &int8);
+            let slot = sums
+                .entry(id)
+                .or_insert_with(|| forms.iter().map(|_| Agreement::default()).collect());
+            for (form, sum) in forms.iter().zip(slot.iter_mut()) {
+                let LinearForm::Int8 { input, smoothing } = form else {
+                    continue;
+                };
+                let (float, int8) = match layer {
+                    Layer::Linear(l) => both_forms(l, &x.data, input)?,
+                    Layer::Conv(c) => both_conv_forms(c, x, input, smoothing.as_ref())?,
+                };
+                sum.add(&float, &int8);
+            }
         }
         Ok(())
     })?;
-    Ok(sums.into_iter().map(|(id, a)| (id, a.error())).collect())
+    Ok(sums
+        .into_iter()
+        .map(|(id, a)| (id, a.iter().map(Agreement::error).collect()))
+        .collect())
 }
 
 /// The float and int8 outputs of `layer` on inputs `x` (rows of `layer.inputs()` values).
@@ -248,21 +284,33 @@ fn both_forms(
 }
 
 /// The float and int8 outputs (before bias and ReLU, which both forms share) of convolution
-/// `layer` on its recorded input `x` `(N, C, H, W)`.
+/// `layer` on its recorded input `x` `(N, C, H, W)`; with `smoothing`, the int8 form
+/// quantizes `x / s_c` and the kernel times `s_c`.
 fn both_conv_forms(
     layer: &ConvWeights,
     x: &Output,
     quant: &ActivationQuant,
+    smoothing: Option<&ChannelSmoothing>,
 ) -> Result<(Vec<f32>, Vec<f32>), ExportError> {
     let dev = Device::Cpu;
     let xf = Tensor::from_slice(&x.data, x.dims.as_slice(), &dev)?;
-    let xq: Vec<f32> = x.data.iter().map(|&v| quant.fake(v)).collect();
-    let xq = Tensor::from_vec(xq, x.dims.as_slice(), &dev)?;
     let (k, c, o) = (layer.kernel, layer.in_channels(), layer.out_channels());
+    let plane = x.data.len() / (x.dims[0] * c).max(1);
+    let xq: Vec<f32> = match smoothing {
+        None => x.data.iter().map(|&v| quant.fake(v)).collect(),
+        Some(s) => x
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| quant.fake(v / s.factors[(i / plane) % c]))
+            .collect(),
+    };
+    let xq = Tensor::from_vec(xq, x.dims.as_slice(), &dev)?;
     let kernel = |m: Tensor| m.reshape((o, c, k, k));
     let wf = kernel(layer.linear.weight.to_tensor()?)?;
+    let smoothed = smoothing.map(|s| s.smoothed(layer));
     let wq = kernel(
-        QuantizedWeight::of(&layer.linear)
+        QuantizedWeight::of(smoothed.as_ref().unwrap_or(&layer.linear))
             .dequantized()
             .to_tensor()?
             .t()?

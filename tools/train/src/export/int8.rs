@@ -34,6 +34,7 @@ use super::agreement::{fall_back, AgreementProbe, FallbackReport};
 use super::calibrate::{collect_ranges, layer_errors, ActivationRange, LayerError, RangeStats};
 use super::linear::{LinearForm, LinearId, LinearPlan};
 use super::quant::ActivationQuant;
+use super::smoothing::{ChannelSmoothing, DEFAULT_ALPHAS};
 use super::source::{Layer, VisualSource};
 use super::tract_run::{int8_matmuls, optimize, TractGraph};
 use super::visual::{build, write_graph, Written};
@@ -55,6 +56,10 @@ pub struct Int8Options {
     pub min_agreement: f64,
     /// Calibration images per tract run (bounds the memory of the exposed activations).
     pub batch_size: usize,
+    /// Migration strengths of the per-channel smoothing tried on each convolution
+    /// ([`super::smoothing`]); the form closest to float on the calibration inputs is kept,
+    /// smoothed or not. Empty: no smoothing.
+    pub smoothing_alphas: Vec<f32>,
 }
 
 impl Default for Int8Options {
@@ -65,6 +70,7 @@ impl Default for Int8Options {
             keep_float: Vec::new(),
             min_agreement: DEFAULT_MIN_AGREEMENT,
             batch_size: 4,
+            smoothing_alphas: DEFAULT_ALPHAS.to_vec(),
         }
     }
 }
@@ -86,8 +92,10 @@ pub struct LayerReport {
     pub form: LinearForm,
     /// Largest |input| on the calibration set.
     pub input_max_abs: f32,
-    /// The range the int8 scale covers.
+    /// The range the int8 scale covers (of the smoothed input when smoothed).
     pub input_range: f32,
+    /// The migration strength α of its per-channel smoothing, if smoothed.
+    pub smoothing: Option<f32>,
     /// Its int8 form against its float form on the calibration inputs.
     pub error: LayerError,
     /// Why it stayed float, if it did.
@@ -176,18 +184,19 @@ impl fmt::Display for QuantReport {
         )?;
         writeln!(
             f,
-            "| layer | form | max abs in | range | layer cosine | rel. error |"
+            "| layer | form | max abs in | range | smoothing α | layer cosine | rel. error |"
         )?;
-        writeln!(f, "|---|---|---|---|---|---|")?;
+        writeln!(f, "|---|---|---|---|---|---|---|")?;
         for l in &self.layers {
             let form = match (&l.form, &l.kept_float) {
                 (LinearForm::Int8 { .. }, _) => "int8".to_string(),
                 (LinearForm::Float, Some(why)) => format!("float ({why})"),
                 (LinearForm::Float, None) => "float".to_string(),
             };
+            let alpha = l.smoothing.map_or("–".to_string(), |a| format!("{a}"));
             writeln!(
                 f,
-                "| {} | {form} | {:.4} | {:.4} | {:.6} | {:.2e} |",
+                "| {} | {form} | {:.4} | {:.4} | {alpha} | {:.6} | {:.2e} |",
                 l.id, l.input_max_abs, l.input_range, l.error.cosine, l.error.relative
             )?;
         }
@@ -212,29 +221,28 @@ pub fn int8_graph(
     let runner = TractGraph::load(&probe_graph.model, "calibration")?;
     let batch = options.batch_size;
     let ranges = collect_ranges(&runner, &probe_graph.probes, calibration, batch)?;
-    let scales: BTreeMap<LinearId, ActivationQuant> = ranges
+    let candidates: BTreeMap<LinearId, Vec<Candidate>> = ranges
         .iter()
-        .map(|(&id, s)| {
-            // Zero point 0 for never-negative convolution inputs (ConvInteger takes any);
-            // the dense layers keep 128, which the runtime's int8 kernels are built for.
-            let conv = matches!(src.layer(id), Some(Layer::Conv(_)));
-            let q = ActivationQuant::for_range(s.range(options.range), conv && s.non_negative());
-            (id, q)
-        })
+        .map(|(&id, stats)| (id, candidates(&src, id, stats, options)))
+        .collect();
+    let forms = candidates
+        .iter()
+        .map(|(&id, c)| (id, c.iter().map(|c| c.form.clone()).collect()))
         .collect();
     let errors = layer_errors(
         &runner,
         &probe_graph.probes,
         &src,
-        &scales,
+        &forms,
         calibration,
         batch,
     )?;
+    let chosen = choose(candidates, &errors);
     drop(runner);
-    let mut layers = decide(&src, &ranges, &scales, &errors, options);
+    let mut layers = decide(&src, &ranges, &chosen, options);
     let mut plan = LinearPlan::float();
     for l in &layers {
-        plan.set(l.id, l.form);
+        plan.set(l.id, l.form.clone());
     }
     let fallback = match crm {
         Some(crm) => {
@@ -337,22 +345,90 @@ fn check_calibration(src: &VisualSource, images: &Tensor) -> Result<(), ExportEr
     Ok(())
 }
 
-/// The form of every layer: int8 unless the options keep it float or its error is too large.
+/// One int8 form a layer could take, with the range its step covers.
+struct Candidate {
+    form: LinearForm,
+    range: f32,
+}
+
+/// The int8 forms tried for layer `id`: one step for the whole input, and for a convolution
+/// each smoothing strength of the options. Never-negative convolution inputs get zero point 0
+/// (`ConvInteger` takes any); the dense layers keep 128, which the runtime's int8 kernels are
+/// built for.
+fn candidates(
+    src: &VisualSource,
+    id: LinearId,
+    stats: &RangeStats,
+    options: &Int8Options,
+) -> Vec<Candidate> {
+    let conv = match src.layer(id) {
+        Some(Layer::Conv(c)) => Some(c),
+        _ => None,
+    };
+    let non_negative = conv.is_some() && stats.non_negative();
+    let range = stats.range(options.range);
+    let mut out = vec![Candidate {
+        form: LinearForm::int8(ActivationQuant::for_range(range, non_negative)),
+        range,
+    }];
+    let channel_max = stats.channel_max();
+    if let Some(conv) = conv.filter(|c| c.in_channels() == channel_max.len()) {
+        for &alpha in &options.smoothing_alphas {
+            let smoothing = ChannelSmoothing::migrate(conv, channel_max, alpha);
+            let range = smoothing.range(channel_max);
+            out.push(Candidate {
+                form: LinearForm::Int8 {
+                    input: ActivationQuant::for_range(range, non_negative),
+                    smoothing: Some(smoothing),
+                },
+                range,
+            });
+        }
+    }
+    out
+}
+
+/// Each layer's candidate closest to float on the calibration inputs (the least relative
+/// error; the first on a tie, i.e. unsmoothed), with its error.
+fn choose(
+    candidates: BTreeMap<LinearId, Vec<Candidate>>,
+    errors: &BTreeMap<LinearId, Vec<LayerError>>,
+) -> BTreeMap<LinearId, (Candidate, LayerError)> {
+    candidates
+        .into_iter()
+        .filter_map(|(id, cands)| {
+            let errs = errors.get(&id)?;
+            let best = cands.into_iter().zip(errs.iter().copied()).reduce(|a, b| {
+                if b.1.relative < a.1.relative {
+                    b
+                } else {
+                    a
+                }
+            })?;
+            Some((id, best))
+        })
+        .collect()
+}
+
+/// The form of every layer: its chosen int8 form unless the options keep it float or its
+/// error is too large.
 fn decide(
     src: &VisualSource,
     ranges: &BTreeMap<LinearId, RangeStats>,
-    scales: &BTreeMap<LinearId, ActivationQuant>,
-    errors: &BTreeMap<LinearId, LayerError>,
+    chosen: &BTreeMap<LinearId, (Candidate, LayerError)>,
     o: &Int8Options,
 ) -> Vec<LayerReport> {
     src.linear_ids()
         .into_iter()
         .map(|id| {
             let stats = ranges.get(&id).cloned().unwrap_or_default();
-            let error = errors.get(&id).copied().unwrap_or(LayerError {
-                cosine: f64::NAN,
-                relative: f64::NAN,
-            });
+            let error = chosen.get(&id).map_or(
+                LayerError {
+                    cosine: f64::NAN,
+                    relative: f64::NAN,
+                },
+                |c| c.1,
+            );
             let kept_float = if o.keep_float.contains(&id) {
                 Some("kept float by option".to_string())
             } else if error.cosine.is_nan() || error.cosine < o.min_layer_cosine {
@@ -363,15 +439,23 @@ fn decide(
             } else {
                 None
             };
-            let form = match (&kept_float, scales.get(&id)) {
-                (None, Some(&input)) => LinearForm::Int8 { input },
+            let candidate = chosen.get(&id).map(|c| &c.0);
+            let form = match (&kept_float, candidate) {
+                (None, Some(c)) => c.form.clone(),
                 _ => LinearForm::Float,
+            };
+            let smoothing = match candidate.map(|c| &c.form) {
+                Some(LinearForm::Int8 {
+                    smoothing: Some(s), ..
+                }) => Some(s.alpha),
+                _ => None,
             };
             LayerReport {
                 id,
                 form,
                 input_max_abs: stats.max_abs(),
-                input_range: stats.range(o.range),
+                input_range: candidate.map_or(stats.range(o.range), |c| c.range),
+                smoothing,
                 error,
                 kept_float,
             }

@@ -18,6 +18,7 @@ use std::fmt;
 
 use super::graph::{attr, ElemType, GraphBuilder, GraphError, TensorData, Value};
 use super::quant::{ActivationQuant, QuantizedWeight};
+use super::smoothing::ChannelSmoothing;
 use super::source::{ConvWeights, LinearWeights};
 
 /// One linear layer of the image tower.
@@ -58,15 +59,27 @@ impl fmt::Display for LinearId {
 }
 
 /// How one layer is written.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum LinearForm {
     /// f32 `MatMul`.
     Float,
     /// int8 `MatMulInteger` / `ConvInteger` with a static activation quantization.
     Int8 {
-        /// The input's step `s_x` and zero point.
+        /// The input's step `s_x` and zero point (of the smoothed input when smoothed).
         input: ActivationQuant,
+        /// A convolution's per-channel smoothing, if any.
+        smoothing: Option<ChannelSmoothing>,
     },
+}
+
+impl LinearForm {
+    /// The int8 form with one step for the whole input.
+    pub fn int8(input: ActivationQuant) -> Self {
+        Self::Int8 {
+            input,
+            smoothing: None,
+        }
+    }
 }
 
 /// The form of every layer; a layer not listed is float.
@@ -88,7 +101,7 @@ impl LinearPlan {
 
     /// The form of layer `id`.
     pub fn form(&self, id: LinearId) -> LinearForm {
-        self.forms.get(&id).copied().unwrap_or(LinearForm::Float)
+        self.forms.get(&id).cloned().unwrap_or(LinearForm::Float)
     }
 
     /// The int8 layers, in id order.
@@ -150,7 +163,8 @@ impl<'a> LinearEmitter<'a> {
         self.probes.push((id, x.clone()));
         let y = match self.plan.form(id) {
             LinearForm::Float => float_matmul(g, id, x, layer)?,
-            LinearForm::Int8 { input } => self.int8_matmul(g, id, x, layer, input)?,
+            // Dense layers keep one step: the runtime's int8 kernels are built for it.
+            LinearForm::Int8 { input, .. } => self.int8_matmul(g, id, x, layer, input)?,
         };
         match &layer.bias {
             Some(b) => {
@@ -197,17 +211,20 @@ impl<'a> LinearEmitter<'a> {
                 let b = g.initializer(&format!("{id}.bias"), TensorData::f32(&[out], bias))?;
                 g.node("Conv", &[x, &w, &b], attrs())?
             }
-            LinearForm::Int8 { input } => {
+            LinearForm::Int8 { input, smoothing } => {
                 // One scale per output channel, over that channel's flattened kernel: the
                 // matrix form of the kernel is exactly what `QuantizedWeight` quantizes.
-                let q = QuantizedWeight::of(&layer.linear);
+                let q = match &smoothing {
+                    Some(s) => QuantizedWeight::of(&s.smoothed(layer)),
+                    None => QuantizedWeight::of(&layer.linear),
+                };
                 let product = Int8Product {
                     op: "ConvInteger",
                     weight: TensorData::i8(&kernel, q.by_output()),
                     rescale_dims: vec![out, 1, 1],
                     attrs: attrs(),
                 };
-                let y = self.int8_product(g, id, x, &q, input, product)?;
+                let y = self.int8_product(g, id, x, &q, input, smoothing.as_ref(), product)?;
                 let b =
                     g.initializer(&format!("{id}.bias"), TensorData::f32(&[out, 1, 1], bias))?;
                 g.node("Add", &[&y, &b], vec![])?
@@ -235,10 +252,12 @@ impl<'a> LinearEmitter<'a> {
             rescale_dims: vec![q.outputs],
             attrs: vec![],
         };
-        self.int8_product(g, id, x, &q, input, product)
+        self.int8_product(g, id, x, &q, input, None, product)
     }
 
-    /// `QuantizeLinear(x)` → the integer product → `Cast` (f32) → `Mul(s_x · s_w)`.
+    /// `QuantizeLinear(x)` → the integer product → `Cast` (f32) → `Mul(s_x · s_w)`. With
+    /// `smoothing`, the quantization step is `s_x · s_c` along the channel axis (1).
+    #[allow(clippy::too_many_arguments)]
     fn int8_product(
         &mut self,
         g: &mut GraphBuilder,
@@ -246,20 +265,28 @@ impl<'a> LinearEmitter<'a> {
         x: &Value,
         q: &QuantizedWeight,
         input: ActivationQuant,
+        smoothing: Option<&ChannelSmoothing>,
         product: Int8Product,
     ) -> Result<Value, GraphError> {
         let zp = self.zero_point(g, input.zero_point)?;
-        let s_x = g.initializer(
-            &format!("{id}.input_scale"),
-            TensorData::scalar_f32(input.scale),
-        )?;
+        let (s_x, quantize_attrs) = match smoothing {
+            None => (TensorData::scalar_f32(input.scale), vec![]),
+            Some(s) => {
+                let steps: Vec<f32> = s.factors.iter().map(|f| f * input.scale).collect();
+                (
+                    TensorData::f32(&[steps.len()], steps),
+                    vec![attr::int("axis", 1)],
+                )
+            }
+        };
+        let s_x = g.initializer(&format!("{id}.input_scale"), s_x)?;
         let w = g.initializer(&format!("{id}.weight_q"), product.weight)?;
         let rescale: Vec<f32> = q.scales.iter().map(|s| s * input.scale).collect();
         let rescale = g.initializer(
             &format!("{id}.rescale"),
             TensorData::f32(&product.rescale_dims, rescale),
         )?;
-        let xq = g.node("QuantizeLinear", &[x, &s_x, &zp], vec![])?;
+        let xq = g.node("QuantizeLinear", &[x, &s_x, &zp], quantize_attrs)?;
         let acc = g.node(product.op, &[&xq, &w, &zp], product.attrs)?;
         let accf = g.node(
             "Cast",
@@ -308,7 +335,7 @@ mod tests {
         let mut plan = LinearPlan::float();
         assert_eq!(plan.form(LinearId::Qkv(0)), LinearForm::Float);
         let input = ActivationQuant::for_range(63.5, false);
-        plan.set(LinearId::Qkv(0), LinearForm::Int8 { input });
+        plan.set(LinearId::Qkv(0), LinearForm::int8(input));
         assert_eq!(plan.int8_count(), 1);
         assert!(LinearId::Patch < LinearId::Qkv(0) && LinearId::Fc2(9) < LinearId::Projection);
     }

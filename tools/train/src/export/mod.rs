@@ -48,6 +48,7 @@ pub mod npy;
 pub mod quant;
 pub mod reference;
 pub mod resnet_tower;
+pub mod smoothing;
 pub mod source;
 pub mod tower;
 pub mod tract_run;
