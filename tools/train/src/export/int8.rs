@@ -6,8 +6,10 @@
 //! stay f32 (`xrvlm-method.md` §11).
 //!
 //! Steps: (1) the fp32 graph with every linear layer's input exposed runs in tract over the
-//! calibration images and records their ranges; (2) each layer's int8 form is compared with its
-//! float form on those inputs, and a layer whose output cosine is below
+//! calibration images and records their ranges; (2) each layer's int8 forms (one step for the
+//! whole input and, for a convolution, each per-channel smoothing of [`super::smoothing`]) are
+//! compared with its float form on those inputs, the closest is kept, and a layer whose output
+//! cosine is below
 //! [`Int8Options::min_layer_cosine`] stays float; (3) given the bundle's CRM, the
 //! classification itself is checked ([`super::agreement`]): while the int8 top-1 class agrees
 //! with fp32 on fewer than [`Int8Options::min_agreement`] of the calibration images, the most
@@ -532,6 +534,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 const INT8_DOC: &str = "XR-VLM image path (frozen CLIP image tower, both token streams, and UnA \
-                        in eval mode), int8 linear layers (QuantizeLinear u8 zp 128 -> \
-                        MatMulInteger s8 per-channel weights -> Cast -> Mul -> Add), statically \
-                        calibrated: image (N,3,S,S) -> parts (N,M,D)";
+                        in eval mode), int8 linear layers (QuantizeLinear u8 -> MatMulInteger / \
+                        ConvInteger s8 per-channel weights -> Cast -> Mul -> Add; convolution \
+                        inputs may have per-channel steps), statically calibrated: \
+                        image (N,3,S,S) -> parts (N,M,D)";
