@@ -1,17 +1,22 @@
-//! A classifier: bundle + image-model plan + preprocessing + CRM scoring, image files in,
-//! predictions out.
+//! The one path of a frame: bundle + preprocessing + image-model plan + CRM scoring + ranking,
+//! an image in, a prediction out ([`Classifier::classify`]). The field station, `check`,
+//! `bench`, `classify` and the export's verification all go through it.
 //!
 //! [`Classifier::classify_files`] isolates failures per file: an image that cannot be read or
 //! preprocessed becomes an `Err` in its slot while the rest of the batch runs. Only a failure
 //! of the image model itself (which no single file causes) fails the whole call.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
 
 use crate::bundle::Bundle;
 use crate::engine::{EngineError, Plan, PlanOptions};
 use crate::image_io::{load_rgb, ImageLoadError};
 use crate::preprocess::{Preprocess, PreprocessError};
-use crate::scoring::probs::{softmax, top_k};
+use crate::ranking;
+use crate::scoring::probs::softmax;
 use crate::scoring::{FoldedCrm, Logits};
 
 /// A class with its probability.
@@ -28,10 +33,44 @@ pub struct ClassScore {
 /// What the classifier says about one image.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
-    /// The k most probable classes, best first.
+    /// The k most probable classes, best first ([`ranking`]'s order of the logits).
     pub top: Vec<ClassScore>,
     /// Raw logits, one per class, in the manifest's class order.
     pub logits: Vec<f32>,
+}
+
+impl Prediction {
+    /// The class ranked first.
+    pub fn best(&self) -> usize {
+        ranking::argmax(&self.logits)
+    }
+
+    /// 0-based rank of `class` among all classes.
+    pub fn rank_of(&self, class: usize) -> usize {
+        ranking::rank_of(&self.logits, class)
+    }
+}
+
+/// Where one frame's time went (decoding is the caller's).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimes {
+    /// Resize, crop, normalise.
+    pub preprocess: Duration,
+    /// The image model.
+    pub model: Duration,
+    /// CRM scoring and ranking.
+    pub scoring: Duration,
+}
+
+/// Why a decoded image could not be classified.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// The image could not be preprocessed.
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    /// The image model failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// Why one image could not be classified.
@@ -104,16 +143,46 @@ impl Classifier {
             .expect("the plan checked the parts shape"))
     }
 
+    /// Classifies one decoded frame, keeping the `k` best classes.
+    pub fn classify(&self, image: &RgbImage, k: usize) -> Result<Prediction, ClassifyError> {
+        self.classify_timed(image, k).map(|(p, _)| p)
+    }
+
+    /// [`Classifier::classify`], with the time of each stage.
+    pub fn classify_timed(
+        &self,
+        image: &RgbImage,
+        k: usize,
+    ) -> Result<(Prediction, StageTimes), ClassifyError> {
+        let t0 = Instant::now();
+        let input = self.preprocess().apply(image)?;
+        let t1 = Instant::now();
+        let parts = self.plan.run(&input)?;
+        let t2 = Instant::now();
+        let logits = self
+            .crm
+            .score(&parts)
+            .expect("the plan checked the parts shape");
+        let row = logits.rows().next().expect("one image, one row");
+        let prediction = self.predict(row, k);
+        let times = StageTimes {
+            preprocess: t1 - t0,
+            model: t2 - t1,
+            scoring: t2.elapsed(),
+        };
+        Ok((prediction, times))
+    }
+
     /// The prediction for one row of logits, keeping the `k` best classes.
     pub fn predict(&self, logits: &[f32], k: usize) -> Prediction {
         let probabilities = softmax(logits);
         let labels = &self.bundle.manifest().classes;
-        let top = top_k(&probabilities, k)
+        let top = ranking::top_k(logits, k)
             .into_iter()
             .map(|r| ClassScore {
                 index: r.class,
                 label: labels[r.class].label.clone(),
-                probability: r.score,
+                probability: probabilities[r.class],
             })
             .collect();
         Prediction {

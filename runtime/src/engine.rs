@@ -37,8 +37,8 @@ use tract_onnx::tract_core::floats::FloatPrecisionTranslator;
 use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 use tract_onnx::tract_core::transform::ModelTransform;
 
+use crate::bundle::manifest::ModelPrecision;
 use crate::bundle::Bundle;
-use crate::manifest::ModelPrecision;
 
 /// The name of our int8 linear layer op in a plan (`linear_pass`).
 pub const INT8_LINEAR_OP: &str = "Int8Linear(xrvlm)";

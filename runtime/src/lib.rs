@@ -11,16 +11,15 @@
 //!   CLIP normalisation), the only implementation in the workspace.
 //! - `resample` (private): Pillow's fixed-point separable resampler behind [`preprocess`].
 //! - [`image_io`]: reading image files into RGB8 the way PIL's `convert("RGB")` does.
-//! - [`manifest`]: `manifest.toml`, its types (shared with the exporter) and its validation.
-//! - [`integrity`]: SHA-256 digests of bundle files.
-//! - [`onnx_signature`]: the declared inputs and outputs of an ONNX file, read without its weights.
-//! - [`prompts`]: `prompts.safetensors` into CRM weights.
-//! - [`golden`]: `golden/golden.json`, the expected fp32 logits.
-//! - [`bundle`]: [`bundle::Bundle::open`], which verifies a bundle directory before anything runs.
-//! - [`scoring`]: CRM scoring (eval form, unfolded and folded), softmax and top-k.
+//! - [`bundle`]: [`bundle::Bundle::open`], which verifies a bundle directory before anything
+//!   runs, and the bundle's files: `manifest.toml` (its types are shared with the exporter),
+//!   the SHA-256 digests, the ONNX files' declared inputs and outputs, `prompts.safetensors`,
+//!   `golden/golden.json`.
+//! - [`scoring`]: CRM scoring (eval form, unfolded and folded) and softmax.
+//! - [`ranking`]: the one ranking rule (argmax, top-k, rank of a class) of both crates.
 //! - [`engine`]: the image model as a tract plan per precision (fp32, int8, f16), threads set.
 //! - [`timestamp`]: UTC timestamps (RFC 3339 and MegaDetector's form) without a date library.
-//! - [`classifier`]: bundle + plan + preprocessing + scoring: image files to predictions.
+//! - [`classifier`]: the one path of a frame: preprocessing + plan + scoring + ranking.
 //! - [`check`]: the accuracy check a device runs on itself (`xrvlm check`).
 //! - [`field`]: the field runtime's parts: board profiles, frame sources, the motion gate,
 //!   decisions and events, the detection log, saved frames, the status screen and the Camtrap DP
@@ -35,13 +34,9 @@ pub mod check;
 pub mod classifier;
 pub mod engine;
 pub mod field;
-pub mod golden;
 pub mod image_io;
-pub mod integrity;
-pub mod manifest;
-pub mod onnx_signature;
 pub mod preprocess;
-pub mod prompts;
+pub mod ranking;
 mod resample;
 pub mod scoring;
 #[cfg(test)]
@@ -50,11 +45,11 @@ pub mod timestamp;
 
 /// Names most callers need: `use xrvlm_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::bundle::manifest::{Manifest, ManifestError, ModelPrecision};
     pub use crate::bundle::{Bundle, BundleError};
-    pub use crate::classifier::{ClassScore, Classifier, ImageError, Prediction};
+    pub use crate::classifier::{ClassScore, Classifier, ClassifyError, ImageError, Prediction};
     pub use crate::engine::{EngineError, Plan, PlanOptions, Precision};
     pub use crate::image_io::{load_rgb, ImageLoadError};
-    pub use crate::manifest::{Manifest, ManifestError, ModelPrecision};
     pub use crate::preprocess::{Interpolation, Preprocess, PreprocessError};
     pub use crate::scoring::{CrmDims, CrmWeights, FoldedCrm, Logits, UnfoldedCrm};
 }

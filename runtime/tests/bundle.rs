@@ -9,8 +9,8 @@ use std::path::Path;
 use common::bundle_writer::{refresh_digest, safetensors_bytes, write_bundle, Spec};
 use common::onnx_model::TinyModel;
 use common::weights::random_weights;
+use xrvlm_runtime::bundle::manifest::ModelPrecision;
 use xrvlm_runtime::bundle::{Bundle, BundleError};
-use xrvlm_runtime::manifest::ModelPrecision;
 
 fn fresh(dir: &Path) {
     write_bundle(dir, &Spec::small(), 11);

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use xrvlm_runtime::bundle::manifest::ClassInfo;
 use xrvlm_runtime::classifier::ClassScore;
 use xrvlm_runtime::field::camtrap::{self, ExportOptions};
 use xrvlm_runtime::field::config::Profile;
@@ -17,7 +18,6 @@ use xrvlm_runtime::field::detection_log::{
     utc, DetectionLog, EventRecord, FrameRecord, ModelRecord, Record, StartRecord, TopClass,
     DETECTION_LOG_FILE,
 };
-use xrvlm_runtime::manifest::ClassInfo;
 
 const PROFILE: &str = r#"[deployment]
 id = "test-cam-01"

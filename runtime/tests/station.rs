@@ -1,25 +1,26 @@
 //! The field loop end to end on the demo bundle: a camera that vanishes and returns (the loop
 //! goes on and its memory stays flat), corrupt frames, a full card, a stop request, a restart
-//! that resumes the log, and real Reconyx photos read through the folder source with their EXIF
-//! capture time.
+//! that resumes the log, real Reconyx photos read through the folder source with their EXIF
+//! capture time, and health records and idle event closing driven by a fake clock.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::engine::{PlanOptions, Precision};
+use xrvlm_runtime::field::clock::{Clock, FakeClock, SystemClock};
 use xrvlm_runtime::field::config::{Profile, SaveFrames};
 use xrvlm_runtime::field::detection_log::{
-    read_records, DetectionLog, Entry, FailureStage, Record, DETECTION_LOG_FILE,
+    read_records, utc, DetectionLog, Entry, FailureStage, Record, DETECTION_LOG_FILE,
 };
 use xrvlm_runtime::field::frame_store::{FileWriter, FrameWriter, FRAMES_DIR};
 use xrvlm_runtime::field::source::faulty::Faulty;
 use xrvlm_runtime::field::source::synthetic::{SyntheticSettings, SyntheticSource};
-use xrvlm_runtime::field::source::FrameSource;
+use xrvlm_runtime::field::source::{FrameSource, SourceError, SourceEvent};
 use xrvlm_runtime::field::station::assemble::open_station;
 use xrvlm_runtime::field::station::{Parts, Station, StationOptions, StopReason};
 
@@ -123,6 +124,25 @@ fn station<W: FrameWriter>(
     writer: W,
     options: StationOptions,
 ) -> Station<W> {
+    station_on(
+        profile,
+        source,
+        writer,
+        options,
+        false,
+        Box::new(SystemClock::new()),
+    )
+}
+
+/// [`station`] with a live source (events close while it is idle) or not, on `clock`.
+fn station_on<W: FrameWriter>(
+    profile: &Profile,
+    source: Box<dyn FrameSource>,
+    writer: W,
+    options: StationOptions,
+    live: bool,
+    clock: Box<dyn Clock>,
+) -> Station<W> {
     let bundle = Bundle::open(&profile.model.bundle).unwrap();
     let plan = PlanOptions {
         precision: Precision::Fp32,
@@ -132,10 +152,11 @@ fn station<W: FrameWriter>(
     let parts = Parts {
         classifier: Classifier::new(bundle, plan).unwrap(),
         source,
-        live: false,
+        live,
         display: None,
         log: DetectionLog::open(&profile.output.folder.join(DETECTION_LOG_FILE)).unwrap(),
         writer,
+        clock,
     };
     Station::new(profile, parts, options).unwrap()
 }
@@ -492,6 +513,98 @@ fn an_event_left_open_by_a_power_cut_is_logged_at_the_next_start() {
     assert_eq!(
         (&recovered[0].start, &recovered[0].end),
         (&lost.start, &lost.end)
+    );
+    assert_events_match_frames(&records);
+}
+
+/// A camera that delivers `frames` and then has nothing `idles` times before it ends.
+struct QuietAfter {
+    frames: SyntheticSource,
+    left: u64,
+    idles: u64,
+}
+
+impl FrameSource for QuietAfter {
+    fn next_frame(&mut self) -> Result<SourceEvent, SourceError> {
+        if self.left > 0 {
+            self.left -= 1;
+            return self.frames.next_frame();
+        }
+        if self.idles > 0 {
+            self.idles -= 1;
+            return Ok(SourceEvent::Idle);
+        }
+        Ok(SourceEvent::End)
+    }
+
+    fn describe(&self) -> String {
+        "a burst, then quiet".into()
+    }
+}
+
+#[test]
+fn health_records_and_idle_event_closing_follow_the_injected_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile(dir.path(), "kind = \"synthetic\"\nspecies = 12", "64 MiB");
+    // One burst of three detector crops (all animals, daylight), captured from `start`; the
+    // camera is then quiet for 90 polls of 10 s of fake time: 15 minutes in no wall time.
+    let settings = SyntheticSettings {
+        frames: Some(3),
+        framing: xrvlm_synth::Framing::Crop,
+        empty_fraction: 0.0,
+        night_fraction: 0.0,
+        ..SyntheticSettings::new(1, 9, 12)
+    };
+    let start: SystemTime = settings.start;
+    let source = QuietAfter {
+        frames: SyntheticSource::new(settings).unwrap(),
+        left: 3,
+        idles: 90,
+    };
+    let clock = FakeClock::new(start);
+    let options = StationOptions {
+        max_frames: None,
+        idle_wait: Duration::from_secs(10),
+        health_every: Duration::from_secs(300),
+        display_every: Duration::from_secs(3600),
+    };
+    let mut station = station_on(
+        &profile,
+        Box::new(source),
+        FileWriter,
+        options,
+        true,
+        Box::new(clock.clone()),
+    );
+    let summary = station.run(&AtomicBool::new(false), |_| {}).unwrap();
+    assert_eq!(summary.reason, StopReason::SourceEnded);
+    assert_eq!(clock.monotonic(), Duration::from_secs(900));
+    let records = records(&profile);
+    // Health every 5 fake minutes, and once more at the end.
+    let health: Vec<(u64, String)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Health(h) => Some((h.uptime_s, h.at.clone())),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<(u64, String)> = [300, 600, 900, 900]
+        .into_iter()
+        .map(|s| (s, utc(start + Duration::from_secs(s))))
+        .collect();
+    assert_eq!(health, want);
+    // The burst's event closed while the camera was idle (its gap is 60 s), long before the
+    // first health record, not only when the run ended.
+    let position = |want: fn(&Record) -> bool| records.iter().position(want).unwrap();
+    let event = position(|r| matches!(r, Record::Event(_)));
+    let first_health = position(|r| matches!(r, Record::Health(_)));
+    assert!(event < first_health, "{records:#?}");
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| matches!(r, Record::Event(_)))
+            .count(),
+        1
     );
     assert_events_match_frames(&records);
 }

@@ -7,8 +7,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::labelled_set::LabelledImage;
-use crate::classifier::{Classifier, ImageError};
-use crate::engine::EngineError;
+use crate::classifier::{Classifier, ClassifyError};
+use crate::image_io::{load_rgb, ImageLoadError};
+use crate::ranking;
 
 /// How many of the worst classes the report lists with their confusions.
 pub const WORST_CLASSES: usize = 5;
@@ -29,10 +30,10 @@ pub struct GoldenParity {
 pub enum MeasureError {
     /// A golden image cannot be read: the bundle is damaged.
     #[error("golden image: {0}")]
-    Golden(#[from] ImageError),
-    /// The image model failed.
+    Golden(#[from] ImageLoadError),
+    /// An image could not be classified (a golden image, or the image model failed).
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Classify(#[from] ClassifyError),
 }
 
 /// Runs the bundle's golden images.
@@ -41,13 +42,12 @@ pub fn golden_parity(classifier: &Classifier) -> Result<GoldenParity, MeasureErr
     let mut max_diff = 0f64;
     let mut agree = 0;
     for entry in bundle.golden() {
-        let input = classifier.load_image(&bundle.golden_image(entry))?;
-        let logits = classifier.logits(&input)?;
-        let row = logits.rows().next().expect("one image, one row");
-        for (got, want) in row.iter().zip(&entry.logits) {
+        let image = load_rgb(&bundle.golden_image(entry))?;
+        let prediction = classifier.classify(&image, 1)?;
+        for (got, want) in prediction.logits.iter().zip(&entry.logits) {
             max_diff = max_diff.max(f64::from((got - want).abs()));
         }
-        agree += usize::from(argmax(row) == argmax(&entry.logits));
+        agree += usize::from(prediction.best() == ranking::argmax(&entry.logits));
     }
     let images = bundle.golden().len();
     Ok(GoldenParity {
@@ -55,14 +55,6 @@ pub fn golden_parity(classifier: &Classifier) -> Result<GoldenParity, MeasureErr
         max_abs_logit_diff: max_diff,
         top1_agreement: agree as f64 / images.max(1) as f64,
     })
-}
-
-fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
 }
 
 /// Accuracy on one class.
@@ -127,8 +119,10 @@ impl Latency {
     }
 }
 
-/// Classifies `set` one image at a time (as the field loop does) and scores the answers.
-pub fn accuracy(classifier: &Classifier, set: &[LabelledImage]) -> Result<Accuracy, EngineError> {
+/// Classifies `set` one image at a time (as the field loop does) and scores the answers. An
+/// image that cannot be read or preprocessed is a recorded failure; only the image model's
+/// failure stops the measurement.
+pub fn accuracy(classifier: &Classifier, set: &[LabelledImage]) -> Result<Accuracy, MeasureError> {
     let labels: Vec<&str> = classifier.bundle().manifest().labels().collect();
     let classes = labels.len();
     let mut confusion = vec![vec![0usize; classes]; classes];
@@ -137,20 +131,27 @@ pub fn accuracy(classifier: &Classifier, set: &[LabelledImage]) -> Result<Accura
     let mut failures = Vec::new();
     for image in set {
         let started = Instant::now();
-        let input = match classifier.load_image(&image.path) {
-            Ok(input) => input,
+        let mut fail = |why: String| failures.push((image.path.display().to_string(), why));
+        let decoded = match load_rgb(&image.path) {
+            Ok(decoded) => decoded,
             Err(e) => {
-                failures.push((image.path.display().to_string(), e.to_string()));
+                fail(e.to_string());
                 continue;
             }
         };
-        let logits = classifier.logits(&input)?;
-        let prediction = classifier.predict(logits.rows().next().expect("one row"), 5);
+        let prediction = match classifier.classify(&decoded, 1) {
+            Ok(prediction) => prediction,
+            Err(ClassifyError::Preprocess(e)) => {
+                fail(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-        let predicted = prediction.top[0].index;
+        let predicted = prediction.best();
         confusion[image.class][predicted] += 1;
         top1 += usize::from(predicted == image.class);
-        top5 += usize::from(prediction.top.iter().any(|c| c.index == image.class));
+        top5 += usize::from(ranking::in_top_k(&prediction.logits, image.class, 5));
     }
     let images = latencies.len();
     let per_class = per_class(&confusion, &labels);

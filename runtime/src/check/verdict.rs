@@ -13,8 +13,8 @@
 use serde::Serialize;
 
 use super::measure::{Accuracy, GoldenParity};
+use crate::bundle::manifest::Manifest;
 use crate::engine::Precision;
-use crate::manifest::Manifest;
 
 /// Golden tolerance at fp32: the parity standard between the training crate and tract.
 pub const FP32_GOLDEN_TOLERANCE: f64 = 1e-4;

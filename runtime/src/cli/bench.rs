@@ -101,17 +101,9 @@ pub fn run(args: BenchArgs) -> Result<Status> {
 fn measure_frame(classifier: &Classifier, image: &Path) -> Result<[Duration; 4]> {
     let t0 = Instant::now();
     let decoded = load_rgb(image)?;
-    let t1 = Instant::now();
-    let input = classifier.preprocess().apply(&decoded)?;
-    let t2 = Instant::now();
-    let parts = classifier.plan().run(&input)?;
-    let t3 = Instant::now();
-    let logits = classifier.scorer().score(&parts)?;
-    let t4 = Instant::now();
-    if logits.batch() != 1 {
-        bail!("scoring returned {} rows for one frame", logits.batch());
-    }
-    Ok([t1 - t0, t2 - t1, t3 - t2, t4 - t3])
+    let decode = t0.elapsed();
+    let (_, t) = classifier.classify_timed(&decoded, 1)?;
+    Ok([decode, t.preprocess, t.model, t.scoring])
 }
 
 impl Samples {

@@ -11,10 +11,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use xrvlm_runtime::bundle::manifest::ClassInfo;
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::engine::{PlanOptions, Precision};
-use xrvlm_runtime::manifest::ClassInfo;
 
 use super::inputs::{collect, Input};
 use super::output::{self, Format, Record, RunInfo};

@@ -9,10 +9,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use xrvlm_runtime::bundle::manifest::{Manifest, MANIFEST_FILE};
 use xrvlm_runtime::field::camtrap::{self, ClassList, ExportOptions};
 use xrvlm_runtime::field::config::Profile;
 use xrvlm_runtime::field::detection_log::read_records;
-use xrvlm_runtime::manifest::{Manifest, MANIFEST_FILE};
 use xrvlm_runtime::timestamp::rfc3339_utc;
 
 use super::Status;

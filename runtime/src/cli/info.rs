@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use xrvlm_runtime::bundle::manifest::Manifest;
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::engine::Precision;
-use xrvlm_runtime::manifest::Manifest;
 
 use super::Status;
 

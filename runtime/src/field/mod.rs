@@ -11,10 +11,12 @@
 //! - [`frame_store`]: saved event frames under a storage budget.
 //! - [`display`]: the status screen, drawn with embedded-graphics onto a PNG, an SSD1306 OLED or
 //!   the Linux framebuffer.
+//! - [`clock`]: the loop's monotonic and wall time and its wait, real or fake.
 //! - [`station`]: the loop itself, wiring all of the above together.
 //! - [`camtrap`]: the Camtrap DP export of a log.
 
 pub mod camtrap;
+pub mod clock;
 pub mod config;
 pub mod decision;
 pub mod detection_log;

@@ -18,7 +18,7 @@
 //!   cost no longer grows with P·M·C. It is what the runtime scores with; a test holds it to
 //!   the unfolded form within fp32 rounding.
 //!
-//! [`probs`] has softmax and top-k.
+//! [`probs`] has softmax; the order of classes is [`crate::ranking`]'s.
 //!
 //! The weights are [`CrmWeights`]: the tensors of `prompts.safetensors`, each checked for its
 //! shape when the value is built, so every method can index without checks.

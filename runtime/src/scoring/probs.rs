@@ -1,4 +1,4 @@
-//! From logits to probabilities and the top-k classes.
+//! From logits to probabilities (the order of classes is [`crate::ranking`]'s).
 
 /// Softmax of one row of logits, computed stably (the maximum is subtracted first).
 /// Non-finite logits give non-finite probabilities rather than a silent guess.
@@ -10,37 +10,6 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
         .collect();
     let total: f64 = exps.iter().sum();
     exps.iter().map(|&e| (e / total) as f32).collect()
-}
-
-/// One entry of a top-k list: a class index and its score.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Ranked {
-    /// Index into the class list (logit order).
-    pub class: usize,
-    /// The score at that index (a probability or a logit, as given).
-    pub score: f32,
-}
-
-/// The `k` highest scores, best first; ties keep the lower class index first. `k` larger
-/// than the number of scores returns them all. NaN ranks below every number.
-pub fn top_k(scores: &[f32], k: usize) -> Vec<Ranked> {
-    let mut ranked: Vec<Ranked> = scores
-        .iter()
-        .enumerate()
-        .map(|(class, &score)| Ranked { class, score })
-        .collect();
-    ranked.sort_by(|a, b| {
-        let key = |r: &Ranked| {
-            if r.score.is_nan() {
-                f32::NEG_INFINITY
-            } else {
-                r.score
-            }
-        };
-        key(b).total_cmp(&key(a)).then(a.class.cmp(&b.class))
-    });
-    ranked.truncate(k);
-    ranked
 }
 
 #[cfg(test)]
@@ -57,14 +26,5 @@ mod tests {
         }
         // e^1 / (e^1 + e^2 + e^3)
         assert!((p[0] - 0.090_030_57).abs() < 1e-6);
-    }
-
-    #[test]
-    fn top_k_orders_best_first_with_stable_ties() {
-        let ranked = top_k(&[0.1, 0.5, 0.5, f32::NAN, 0.3], 3);
-        let classes: Vec<usize> = ranked.iter().map(|r| r.class).collect();
-        assert_eq!(classes, vec![1, 2, 4]);
-        assert_eq!(top_k(&[0.2, 0.1], 10).len(), 2);
-        assert!(top_k(&[0.2], 0).is_empty());
     }
 }

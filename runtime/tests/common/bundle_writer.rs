@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use image::{Rgb, RgbImage};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
-use xrvlm_runtime::integrity::digest_file;
-use xrvlm_runtime::manifest::{
+use xrvlm_runtime::bundle::integrity::digest_file;
+use xrvlm_runtime::bundle::manifest::{
     Activation, Architecture, Backbone, ClassInfo, FileEntry, FileRole, Head, HeadKind, Manifest,
     ModelInfo, ModelPrecision, Provenance, FORMAT_VERSION, MANIFEST_FILE,
 };

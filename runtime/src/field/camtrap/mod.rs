@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 pub use package::CAMTRAP_DP_VERSION;
 pub use tables::{DEPLOYMENT_COLUMNS, MEDIA_COLUMNS, OBSERVATION_COLUMNS};
 
+use crate::bundle::manifest::ClassInfo;
 use crate::field::config::Deployment;
 use crate::field::detection_log::Entry;
-use crate::manifest::ClassInfo;
 
 /// A bundle's classes and which of them means "no animal".
 #[derive(Clone, Debug, PartialEq)]

@@ -67,7 +67,8 @@ fn desktop_demo_classifies_the_demo_samples_with_the_demo_bundle() {
     assert!(folder.path.join("blank_0.png").is_file());
     assert!(matches!(profile.display, DisplayConfig::Png { .. }));
     let manifest =
-        crate::manifest::Manifest::load(&profile.model.bundle.join("manifest.toml")).unwrap();
+        crate::bundle::manifest::Manifest::load(&profile.model.bundle.join("manifest.toml"))
+            .unwrap();
     profile.check_classes(manifest.labels()).unwrap();
 }
 

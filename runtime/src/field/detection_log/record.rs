@@ -10,10 +10,10 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bundle::manifest::ClassInfo;
 use crate::classifier::ClassScore;
 use crate::field::config::{Deployment, UtcOffset};
 use crate::field::decision::{Event, EventOutcome, Outcome};
-use crate::manifest::ClassInfo;
 
 /// One line of the log: the record and its sequence number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -17,9 +17,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::clock::Clock;
-use super::exif_time::exif_capture;
+use super::decode::exif_time::exif_capture;
 use super::{FailedFrame, FrameError, FrameSource, SourceError, SourceEvent};
+use crate::field::clock::Clock;
 use crate::field::frame::{Capture, Frame};
 use crate::image_io::{decode_rgb, has_image_extension, ImageLoadError};
 
@@ -78,7 +78,7 @@ impl<C: Clock> FolderSource<C> {
         let Some(due) = self.next_listing else {
             return Ok(());
         };
-        let now = self.clock.now();
+        let now = self.clock.monotonic();
         if now < due {
             return Ok(());
         }
@@ -222,7 +222,7 @@ fn media_name(rel_dir: &Path, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::field::source::clock::ManualClock;
+    use crate::field::clock::FakeClock;
 
     const POLL: Duration = Duration::from_secs(2);
 
@@ -250,7 +250,7 @@ mod tests {
         write_png(&dir.path().join("DCIM/100MEDIA/c.png"), 3);
         write_png(&dir.path().join(".hidden.png"), 4);
         fs::write(dir.path().join("notes.txt"), "not an image").expect("write");
-        let mut src = FolderSource::new(dir.path(), FolderMode::Once, ManualClock::new());
+        let mut src = FolderSource::new(dir.path(), FolderMode::Once, FakeClock::default());
         let mut names = Vec::new();
         loop {
             match src.next_frame().expect("source") {
@@ -271,7 +271,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join("a.jpg"), b"\xFF\xD8\xFF\xE0 cut short").expect("write");
         write_png(&dir.path().join("b.png"), 9);
-        let mut src = FolderSource::new(dir.path(), FolderMode::Once, ManualClock::new());
+        let mut src = FolderSource::new(dir.path(), FolderMode::Once, FakeClock::default());
         match src.next_frame().expect("source") {
             SourceEvent::Failed(f) => {
                 assert_eq!((f.sequence, f.media.as_str()), (0, "a.jpg"));
@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn watch_mode_takes_a_file_once_its_size_has_settled() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let clock = ManualClock::new();
+        let clock = FakeClock::default();
         let mut src =
             FolderSource::new(dir.path(), FolderMode::Watch { poll: POLL }, clock.clone());
         assert!(matches!(src.next_frame(), Ok(SourceEvent::Idle)));
@@ -314,7 +314,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         write_png(&dir.path().join("a.png"), 1);
         write_png(&dir.path().join("b.png"), 2);
-        let mut src = FolderSource::new(dir.path(), FolderMode::Once, ManualClock::new());
+        let mut src = FolderSource::new(dir.path(), FolderMode::Once, FakeClock::default());
         src.mark_taken(["a.png".to_owned()]);
         assert_eq!(media_of(src.next_frame().expect("source")), "b.png");
         assert!(matches!(src.next_frame(), Ok(SourceEvent::End)));
@@ -328,7 +328,7 @@ mod tests {
         let mtime = fs::metadata(&path)
             .and_then(|m| m.modified())
             .expect("mtime");
-        let mut src = FolderSource::new(dir.path(), FolderMode::Once, ManualClock::new());
+        let mut src = FolderSource::new(dir.path(), FolderMode::Once, FakeClock::default());
         match src.next_frame().expect("source") {
             SourceEvent::Frame(f) => assert_eq!(f.captured, Capture::System(mtime)),
             other => panic!("expected a frame, got {other:?}"),
@@ -341,7 +341,7 @@ mod tests {
         let fixture =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/frames/exif_dated.jpg");
         fs::copy(&fixture, dir.path().join("IMG_0042.JPG")).expect("copy fixture");
-        let mut src = FolderSource::new(dir.path(), FolderMode::Once, ManualClock::new());
+        let mut src = FolderSource::new(dir.path(), FolderMode::Once, FakeClock::default());
         let frame = match src.next_frame().expect("source") {
             SourceEvent::Frame(f) => f,
             other => panic!("expected a frame, got {other:?}"),
@@ -352,8 +352,11 @@ mod tests {
 
     #[test]
     fn an_unlistable_folder_is_a_disconnected_source_error_naming_it() {
-        let mut src =
-            FolderSource::new("/nonexistent/sdcard", FolderMode::Once, ManualClock::new());
+        let mut src = FolderSource::new(
+            "/nonexistent/sdcard",
+            FolderMode::Once,
+            FakeClock::default(),
+        );
         let err = src.next_frame().expect_err("missing folder");
         assert_eq!(err.kind(), super::super::SourceErrorKind::Disconnected);
         assert!(err.to_string().contains("/nonexistent/sdcard"), "{err}");

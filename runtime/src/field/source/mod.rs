@@ -12,34 +12,27 @@
 //! - [`synthetic`]: frames of the synthetic bird world with a known label per frame.
 //! - [`v4l2`]: a V4L2 camera (feature `camera`; without it, opening one says how to get it).
 //! - [`camera_settings`]: the requested and the negotiated camera format.
-//! - [`convert`], [`yuyv`], [`mjpeg`], [`annex_k`]: camera pixel formats to RGB.
+//! - [`decode`]: what sources read, decoded: camera pixel formats to RGB, EXIF capture times.
 //! - [`reconnect`] and [`backoff`]: reopening a vanished device with capped exponential backoff.
-//! - [`clock`]: the monotonic clock sources poll and back off by, injectable for tests.
-//! - [`exif_time`]: the capture time a camera recorded in a picture's EXIF.
 //! - [`faulty`]: a wrapper that injects faults (a vanishing camera, corrupt frames) for tests.
 
-pub mod annex_k;
 pub mod backoff;
 pub mod camera_settings;
-pub mod clock;
-pub mod convert;
-pub mod exif_time;
+pub mod decode;
 pub mod faulty;
 pub mod folder;
-pub mod mjpeg;
 pub mod reconnect;
 pub mod synthetic;
 #[cfg_attr(feature = "camera", path = "v4l2.rs")]
 #[cfg_attr(not(feature = "camera"), path = "v4l2_disabled.rs")]
 pub mod v4l2;
-pub mod yuyv;
 
 use std::io;
 use std::path::PathBuf;
 
 use crate::image_io::ImageLoadError;
 
-pub use self::convert::ConvertError;
+pub use self::decode::ConvertError;
 pub use crate::field::frame::Frame;
 
 /// Something frames come from.

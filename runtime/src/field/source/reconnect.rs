@@ -5,8 +5,8 @@
 //! responsive (shutdown, display) and tests never sleep.
 
 use super::backoff::Backoff;
-use super::clock::Clock;
 use super::{FrameSource, SourceError, SourceErrorKind, SourceEvent};
+use crate::field::clock::Clock;
 
 /// Opens a device as a frame source.
 pub trait Connect {
@@ -65,7 +65,7 @@ impl<C: Connect, K: Clock> Reconnecting<C, K> {
     /// Closes the device and schedules the next attempt; returns `err` for the caller.
     fn lost(&mut self, err: SourceError) -> SourceError {
         let delay = self.backoff.next_delay();
-        self.state = State::Waiting(self.clock.now() + delay);
+        self.state = State::Waiting(self.clock.monotonic() + delay);
         self.delivered = false;
         err
     }
@@ -102,7 +102,7 @@ impl<C: Connect, K: Clock> Reconnecting<C, K> {
 impl<C: Connect, K: Clock> FrameSource for Reconnecting<C, K> {
     fn next_frame(&mut self) -> Result<SourceEvent, SourceError> {
         if let State::Waiting(due) = self.state {
-            if self.clock.now() < due {
+            if self.clock.monotonic() < due {
                 return Ok(SourceEvent::Idle);
             }
             match self.connector.connect(self.next_sequence) {
@@ -128,8 +128,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::field::clock::FakeClock;
     use crate::field::frame::{Capture, Frame};
-    use crate::field::source::clock::ManualClock;
 
     /// A device that refuses the first `refuse` opens, then gives `per_session` frames per
     /// session before vanishing.
@@ -190,7 +190,7 @@ mod tests {
         }
     }
 
-    fn poll(src: &mut Reconnecting<Device, ManualClock>) -> String {
+    fn poll(src: &mut Reconnecting<Device, FakeClock>) -> String {
         match src.next_frame() {
             Ok(SourceEvent::Frame(f)) => format!("F{}", f.sequence),
             Ok(other) => format!("{other:?}"),
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn a_missing_device_is_retried_with_doubling_waits() {
-        let clock = ManualClock::new();
+        let clock = FakeClock::default();
         let device = Device {
             refuse: 3,
             per_session: 10,
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_vanished_device_is_reopened_and_numbering_continues() {
-        let clock = ManualClock::new();
+        let clock = FakeClock::default();
         let device = Device {
             refuse: 0,
             per_session: 2,
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn the_wait_is_capped() {
-        let clock = ManualClock::new();
+        let clock = FakeClock::default();
         let device = Device {
             refuse: u32::MAX,
             per_session: 0,

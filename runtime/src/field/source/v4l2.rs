@@ -18,10 +18,10 @@ use v4l::{Device, FourCC};
 
 use super::backoff::Backoff;
 use super::camera_settings::{CameraSettings, Negotiated, PixelFormat};
-use super::clock::MonotonicClock;
-use super::convert::to_rgb;
+use super::decode::to_rgb;
 use super::reconnect::{Connect, Reconnecting};
 use super::{FailedFrame, FrameError, FrameSource, SourceError, SourceEvent};
+use crate::field::clock::SystemClock;
 use crate::field::frame::{Capture, Frame};
 
 /// Buffers the driver fills in turn: enough to absorb a slow frame without dropping the next.
@@ -33,14 +33,14 @@ const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 const ENODEV: i32 = 19;
 
 /// A V4L2 camera that reopens itself after it vanishes.
-pub type Camera = Reconnecting<V4l2Connector, MonotonicClock>;
+pub type Camera = Reconnecting<V4l2Connector, SystemClock>;
 
 /// The camera for `settings`; the device is opened on the first poll (a missing camera is
 /// reported then, and retried).
 pub fn open_camera(settings: CameraSettings) -> Result<Camera, SourceError> {
     Ok(Reconnecting::new(
         V4l2Connector { settings },
-        MonotonicClock::new(),
+        SystemClock::new(),
         Backoff::camera(),
     ))
 }

@@ -2,12 +2,12 @@
 //! opening a camera says how to get a build that can.
 
 use super::camera_settings::CameraSettings;
-use super::clock::MonotonicClock;
 use super::reconnect::{Connect, Reconnecting};
 use super::{FrameSource, SourceError, SourceEvent};
+use crate::field::clock::SystemClock;
 
 /// A V4L2 camera that reopens itself after it vanishes (never built without `camera`).
-pub type Camera = Reconnecting<V4l2Connector, MonotonicClock>;
+pub type Camera = Reconnecting<V4l2Connector, SystemClock>;
 
 /// Always [`SourceError::NotBuilt`]: this build has no V4L2 support.
 pub fn open_camera(_settings: CameraSettings) -> Result<Camera, SourceError> {

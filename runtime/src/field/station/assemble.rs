@@ -11,6 +11,7 @@ use super::{Parts, Station, StationError, StationOptions};
 use crate::bundle::Bundle;
 use crate::classifier::Classifier;
 use crate::engine::PlanOptions;
+use crate::field::clock::SystemClock;
 use crate::field::config::{
     DisplayConfig, FolderConfig, PixelFormat, Profile, SourceConfig, SyntheticConfig, V4l2Config,
 };
@@ -22,7 +23,6 @@ use crate::field::display::oled::OledDisplay;
 use crate::field::display::png::{PngDisplay, DEFAULT_SCALE};
 use crate::field::display::StatusDisplay;
 use crate::field::source::camera_settings::{self, CameraSettings};
-use crate::field::source::clock::MonotonicClock;
 use crate::field::source::folder::{FolderMode, FolderSource};
 use crate::field::source::synthetic::{SyntheticSettings, SyntheticSource};
 use crate::field::source::{v4l2, FrameSource};
@@ -54,6 +54,7 @@ pub fn open_station(profile: &Profile, options: StationOptions) -> Result<Statio
         display,
         log,
         writer: crate::field::frame_store::FileWriter,
+        clock: Box::new(SystemClock::new()),
     };
     Station::new(profile, parts, options)
 }
@@ -104,7 +105,7 @@ fn camera(config: &V4l2Config) -> CameraSettings {
 }
 
 /// A folder source that skips the files the log already has (scored or failed).
-fn folder(config: &FolderConfig, log: &Path) -> Result<FolderSource<MonotonicClock>, LogError> {
+fn folder(config: &FolderConfig, log: &Path) -> Result<FolderSource<SystemClock>, LogError> {
     let mode = if config.watch {
         FolderMode::Watch {
             poll: Duration::from_secs(u64::from(config.poll_interval_s)),
@@ -112,7 +113,7 @@ fn folder(config: &FolderConfig, log: &Path) -> Result<FolderSource<MonotonicClo
     } else {
         FolderMode::Once
     };
-    let mut source = FolderSource::new(&config.path, mode, MonotonicClock::new());
+    let mut source = FolderSource::new(&config.path, mode, SystemClock::new());
     source.mark_taken(taken_media(log)?);
     Ok(source)
 }

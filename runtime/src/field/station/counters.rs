@@ -1,6 +1,6 @@
 //! The running figures of a station, and the health record made from them.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::field::detection_log::{utc, HealthRecord};
 
@@ -51,17 +51,18 @@ impl Counters {
             .then(|| self.inference_time.as_secs_f64() * 1000.0 / self.inferences as f64)
     }
 
-    /// The health record for now.
+    /// The health record at wall time `at`, `uptime` after the start.
     pub fn health(
         &self,
-        started: Instant,
+        at: SystemTime,
+        uptime: Duration,
         saved_frame_bytes: u64,
         disk_free_bytes: Option<u64>,
         temperature_c: Option<f32>,
     ) -> HealthRecord {
         HealthRecord {
-            at: utc(SystemTime::now()),
-            uptime_s: started.elapsed().as_secs(),
+            at: utc(at),
+            uptime_s: uptime.as_secs(),
             frames: self.frames,
             inferences: self.inferences,
             skipped_by_gate: self.skipped,

@@ -30,12 +30,13 @@ pub mod thermal;
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 
 use self::counters::Counters;
+use super::clock::Clock;
 use super::config::{ConfigError, Profile, SaveFrames, UtcOffset};
 use super::decision::{DecidedFrame, Decider, Event, EventGrouper, Outcome};
 use super::detection_log::{
@@ -141,6 +142,9 @@ pub struct Parts<W: FrameWriter = FileWriter> {
     pub log: (DetectionLog, OpenReport),
     /// How saved frames are written.
     pub writer: W,
+    /// Where the station reads the time and how it waits ([`super::clock::SystemClock`] on a
+    /// device).
+    pub clock: Box<dyn Clock>,
 }
 
 /// The field loop with everything it needs.
@@ -165,6 +169,7 @@ pub struct Station<W: FrameWriter = FileWriter> {
     last_sighting: Option<Sighting>,
     /// Whether the source is gone now (its outage has been recorded once).
     disconnected: bool,
+    clock: Box<dyn Clock>,
 }
 
 impl<W: FrameWriter> Station<W> {
@@ -207,6 +212,7 @@ impl<W: FrameWriter> Station<W> {
             last_sighting: None,
             disconnected: false,
             classifier: parts.classifier,
+            clock: parts.clock,
         };
         if let Some(recovery) = report.recovery {
             station.log.append(Record::Recovery(recovery))?;
@@ -251,7 +257,7 @@ impl<W: FrameWriter> Station<W> {
         stop: &AtomicBool,
         mut on_record: impl FnMut(&Entry),
     ) -> Result<Summary, StationError> {
-        let started = Instant::now();
+        let started = self.clock.monotonic();
         let polled = self.poll(stop, started, &mut on_record);
         // Whatever stopped the loop, what is known so far goes on disk.
         let finished = self.finish(started, &mut on_record);
@@ -266,7 +272,7 @@ impl<W: FrameWriter> Station<W> {
     fn poll(
         &mut self,
         stop: &AtomicBool,
-        started: Instant,
+        started: Duration,
         on_record: &mut impl FnMut(&Entry),
     ) -> Result<StopReason, StationError> {
         let mut next_health = started + self.options.health_every;
@@ -282,7 +288,7 @@ impl<W: FrameWriter> Station<W> {
             {
                 return Ok(StopReason::MaxFrames);
             }
-            let now = Instant::now();
+            let now = self.clock.monotonic();
             if now >= next_health {
                 self.log_health(started, on_record)?;
                 next_health = now + self.options.health_every;
@@ -299,12 +305,12 @@ impl<W: FrameWriter> Station<W> {
                 Ok(SourceEvent::Failed(failed)) => self.undecodable(failed, on_record)?,
                 Ok(SourceEvent::Idle) => {
                     self.idle(on_record)?;
-                    std::thread::sleep(self.options.idle_wait);
+                    self.clock.sleep(self.options.idle_wait);
                 }
                 Ok(SourceEvent::End) => return Ok(StopReason::SourceEnded),
                 Err(e) if e.kind() == SourceErrorKind::Disconnected => {
                     self.gone(&e, on_record)?;
-                    std::thread::sleep(self.options.idle_wait);
+                    self.clock.sleep(self.options.idle_wait);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -319,14 +325,14 @@ impl<W: FrameWriter> Station<W> {
             self.counters.skipped += 1;
             return Ok(());
         }
-        let started = Instant::now();
+        let started = self.clock.monotonic();
         let prediction = match self.classify(&frame.image) {
             Ok(p) => p,
             Err(error) => {
                 return self.fail(FailureStage::Classify, Some(&frame.media), error, on_record)
             }
         };
-        let latency = started.elapsed();
+        let latency = self.clock.monotonic() - started;
         self.counters.inference(latency);
         let outcome = self.decider.decide(&prediction.top);
         let captured = UNIX_EPOCH + Duration::from_secs(capture_secs.max(0) as u64);
@@ -344,7 +350,7 @@ impl<W: FrameWriter> Station<W> {
             });
         }
         let record = FrameRecord {
-            processed_at: utc(SystemTime::now()),
+            processed_at: utc(self.clock.wall()),
             captured: frame.captured.rfc3339(self.site),
             media_id: media_id.clone(),
             source: self.source_name.clone(),
@@ -367,14 +373,9 @@ impl<W: FrameWriter> Station<W> {
     }
 
     fn classify(&self, image: &RgbImage) -> Result<Prediction, String> {
-        let input = self
-            .classifier
-            .preprocess()
-            .apply(image)
-            .map_err(|e| e.to_string())?;
-        let logits = self.classifier.logits(&input).map_err(|e| e.to_string())?;
-        let row = logits.rows().next().ok_or("the model gave no logits")?;
-        Ok(self.classifier.predict(row, self.top_k))
+        self.classifier
+            .classify(image, self.top_k)
+            .map_err(|e| e.to_string())
     }
 
     /// Saves the frame as JPEG when the profile asks for it: `Ok(Some(path))` saved, `Ok(None)`
@@ -433,7 +434,7 @@ impl<W: FrameWriter> Station<W> {
     /// The source has nothing now: a live source's open event may be over.
     fn idle(&mut self, on_record: &mut impl FnMut(&Entry)) -> Result<(), LogError> {
         if self.live {
-            if let Some(event) = self.events.close_if_idle(SystemTime::now()) {
+            if let Some(event) = self.events.close_if_idle(self.clock.wall()) {
                 self.log_event(&event, on_record)?;
             }
         }
@@ -463,7 +464,7 @@ impl<W: FrameWriter> Station<W> {
     ) -> Result<(), LogError> {
         self.counters.failures += 1;
         let record = FailureRecord {
-            at: utc(SystemTime::now()),
+            at: utc(self.clock.wall()),
             stage,
             media_id: None,
             file_name: file_name.map(str::to_string),
@@ -483,11 +484,12 @@ impl<W: FrameWriter> Station<W> {
 
     fn log_health(
         &mut self,
-        started: Instant,
+        started: Duration,
         on_record: &mut impl FnMut(&Entry),
     ) -> Result<(), LogError> {
         let health = self.counters.health(
-            started,
+            self.clock.wall(),
+            self.clock.monotonic() - started,
             self.store.total_bytes(),
             disk_space::free_bytes(&self.output),
             thermal::soc_temperature(std::path::Path::new(thermal::THERMAL_ZONES)),
@@ -502,7 +504,7 @@ impl<W: FrameWriter> Station<W> {
         };
         let status = Status {
             last: self.last_sighting.clone(),
-            now: self.site.civil(SystemTime::now()),
+            now: self.site.civil(self.clock.wall()),
             frames: self.counters.frames,
             free_bytes: disk_space::free_bytes(&self.output),
         };
@@ -515,7 +517,7 @@ impl<W: FrameWriter> Station<W> {
     /// Closes the open event, logs health and redraws: the end of every run.
     fn finish(
         &mut self,
-        started: Instant,
+        started: Duration,
         on_record: &mut impl FnMut(&Entry),
     ) -> Result<(), LogError> {
         if let Some(event) = self.events.flush() {
@@ -542,7 +544,7 @@ impl<W: FrameWriter> Station<W> {
     fn start_record(&self, profile: &Profile) -> StartRecord {
         let manifest = self.classifier.bundle().manifest();
         StartRecord {
-            started_at: utc(SystemTime::now()),
+            started_at: utc(self.clock.wall()),
             runtime_version: env!("CARGO_PKG_VERSION").to_string(),
             profile: profile.path().display().to_string(),
             deployment: profile.deployment.clone(),

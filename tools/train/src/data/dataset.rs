@@ -66,7 +66,7 @@ pub enum DataError {
     #[error(
         "class folder {} contains no images; expected at least one file with extension {}",
         path.display(),
-        crate::data::image_folder::IMAGE_EXTENSIONS.join(", ")
+        xrvlm_runtime::image_io::IMAGE_EXTENSIONS.join(", ")
     )]
     EmptyClass {
         /// The class folder.

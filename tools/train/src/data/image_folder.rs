@@ -7,22 +7,20 @@
 //! - each class folder is walked recursively (symlinks followed), directories in sorted path order
 //!   and, within a directory, files in sorted name order (as `sorted(os.walk(...))` then
 //!   `sorted(fnames)` does);
-//! - a file is an image when its lower-cased name ends with one of [`IMAGE_EXTENSIONS`].
+//! - a file is an image when its extension is one of the runtime's
+//!   ([`xrvlm_runtime::image_io::IMAGE_EXTENSIONS`], in any case): the formats this workspace's
+//!   decoder reads, so that training and the device see the same files. torchvision also lists
+//!   TIFF, PPM and PGM, which this build cannot decode; a tree of those is refused as empty.
 //!
 //! Sorting is by the raw bytes of the name, which is Python's code-point order for UTF-8 names.
-//! Files whose extension matches but which this build cannot decode (e.g. TIFF, PPM) are still
-//! listed, as torchvision does; the loader reports them as failures.
 
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::dataset::{DataError, Dataset, Sample};
+use xrvlm_runtime::image_io::has_image_extension;
 
-/// File extensions (lower case, without the dot) that `ImageFolder` treats as images.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp",
-];
+use super::dataset::{DataError, Dataset, Sample};
 
 /// Split folder names tried, in order, for the held-out split of [`image_folder_splits`].
 pub const TEST_SPLIT_NAMES: &[&str] = &["test", "val"];
@@ -76,18 +74,6 @@ pub fn image_folder_splits(root: &Path) -> Result<Option<(Dataset, Dataset)>, Da
     train.name = format!("{base}/{}", folder_name(&train_dir));
     test.name = format!("{base}/{}", folder_name(&test_dir));
     Ok(Some((train, test)))
-}
-
-/// True when the lower-cased file name ends with `.<ext>` for one of [`IMAGE_EXTENSIONS`].
-pub fn has_image_extension(path: &Path) -> bool {
-    let Some(name) = path.file_name() else {
-        return false;
-    };
-    let name = name.to_string_lossy().to_lowercase();
-    IMAGE_EXTENSIONS.iter().any(|ext| {
-        name.strip_suffix(ext)
-            .is_some_and(|stem| stem.ends_with('.'))
-    })
 }
 
 fn check_dir(root: &Path) -> Result<(), DataError> {
@@ -250,14 +236,23 @@ mod tests {
     }
 
     #[test]
-    fn extensions_are_case_insensitive_and_complete() {
+    fn extensions_are_the_runtime_s_in_any_case() {
         for ok in [
-            "a.jpg", "a.JPG", "a.jpeg", "a.png", "a.bmp", "a.webp", "a.ppm", "a.pgm", "a.tif",
-            "a.TIFF",
+            "a.jpg", "a.JPG", "a.jpeg", "a.jpe", "a.png", "a.bmp", "a.webp",
         ] {
             assert!(has_image_extension(Path::new(ok)), "{ok}");
         }
-        for bad in ["a.gif", "a.txt", "jpg", "a.jpg.bak", "ajpg"] {
+        // What the decoder cannot read is not an image, though torchvision lists it.
+        for bad in [
+            "a.gif",
+            "a.txt",
+            "jpg",
+            "a.jpg.bak",
+            "ajpg",
+            "a.tif",
+            "a.ppm",
+            "a.pgm",
+        ] {
             assert!(!has_image_extension(Path::new(bad)), "{bad}");
         }
     }

@@ -15,6 +15,7 @@
 //! manifest's int8 figures stay an honest held-out measurement.
 
 use candle_core::Tensor;
+use xrvlm_runtime::ranking::argmax;
 use xrvlm_runtime::scoring::FoldedCrm;
 
 use super::linear::{LinearForm, LinearId, LinearPlan};
@@ -138,19 +139,6 @@ pub fn compare(a: &[f32], b: &[f32], classes: usize) -> Agreement {
     }
 }
 
-fn argmax(xs: &[f32]) -> usize {
-    xs.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
-            if x > best.1 {
-                (i, x)
-            } else {
-                best
-            }
-        })
-        .0
-}
-
 /// `plan` with the first `k` of `order` float.
 fn with_float(plan: &LinearPlan, order: &[(LinearId, f64)], k: usize) -> LinearPlan {
     let mut p = plan.clone();
@@ -240,7 +228,6 @@ mod tests {
         assert_eq!(c.top1, 0.5);
         assert!((c.mean_sq_error - 3.0 / 4.0).abs() < 1e-12);
         assert_eq!(compare(&a, &a, 2).top1, 1.0);
-        assert_eq!(argmax(&[0.5, 2.0, 2.0]), 1);
     }
 
     /// A model whose layers each cost a known amount of agreement: block `i`'s qkv costs

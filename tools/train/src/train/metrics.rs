@@ -7,14 +7,15 @@
 //! Logits are accumulated batch by batch with [`EvalAccumulator`] (or all at once with
 //! [`Evaluation::from_logits`]), so the full N×C matrix never has to be kept.
 //!
-//! **Ties are deterministic.** Class `j` outranks class `i` when its logit is larger, or equal
-//! with `j < i` (a stable sort by index). The prediction is therefore the *lowest* index among
-//! the maxima, and an all-equal row counts as correct top-k only for the labels `0..k`. A NaN
-//! logit ranks below every number (including −∞).
+//! **Ties are deterministic**, by the workspace's one ranking rule ([`xrvlm_runtime::ranking`]):
+//! a larger logit ranks first, equal ones by the lower index. The prediction is therefore the
+//! *lowest* index among the maxima, and an all-equal row counts as correct top-k only for the
+//! labels `0..k`. A NaN logit ranks as −∞.
 
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
+use xrvlm_runtime::ranking::{argmax, rank_of};
 
 /// Largest `k` of the top-k accuracy ([`Evaluation::top5`] uses `min(5, C)`).
 pub const TOP_K: usize = 5;
@@ -116,33 +117,6 @@ pub struct Evaluation {
     pub mean_loss: Option<f64>,
     /// Number of samples evaluated.
     pub count: usize,
-}
-
-/// Ranking key of a logit: NaN below everything.
-fn key(x: f32) -> f32 {
-    if x.is_nan() {
-        f32::NEG_INFINITY
-    } else {
-        x
-    }
-}
-
-/// Whether class `j` ranks strictly before class `i` in `row` (larger logit, ties by index).
-fn outranks(row: &[f32], j: usize, i: usize) -> bool {
-    let (a, b) = (key(row[j]), key(row[i]));
-    // A NaN mapped to -inf ties with a real -inf; the index decides, which stays deterministic.
-    a > b || (a == b && j < i)
-}
-
-/// 0-based rank of `label` in `row`: the number of classes that outrank it.
-pub fn rank_of(row: &[f32], label: usize) -> usize {
-    (0..row.len()).filter(|&j| outranks(row, j, label)).count()
-}
-
-/// The predicted class of `row`: the largest logit, the lowest index among equal maxima.
-/// Returns 0 for an empty row.
-pub fn argmax(row: &[f32]) -> usize {
-    (1..row.len()).fold(0, |best, j| if outranks(row, j, best) { j } else { best })
 }
 
 /// Cross-entropy `logsumexp(row) − row[label]` of one row, computed in f64.

@@ -505,8 +505,12 @@ mod tests {
                 continue;
             }
             let (a, b) = (ga.get(&var).unwrap(), gb.get(&var).unwrap());
+            // Relative to the gradient's own largest value: the early batch norms' bias
+            // gradients are sums of many nearly cancelling f32 terms (the inputs are unseeded
+            // random draws; 4.6e-3 was seen once on bn1.bias), while a wrong gradient is off
+            // by its own size.
             assert!(
-                diff(a, b) < 1e-3,
+                diff(a, b) < 1e-2,
                 "{name}: gradients differ by {}",
                 diff(a, b)
             );

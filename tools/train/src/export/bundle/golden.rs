@@ -1,12 +1,12 @@
 //! `golden/`: a few evaluation images copied into the bundle with the training crate's fp32
 //! logits, so that any device can check its own arithmetic against the workstation's
-//! (`golden/golden.json`, read by `xrvlm_runtime::golden`).
+//! (`golden/golden.json`, read by `xrvlm_runtime::bundle::golden`).
 
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use xrvlm_runtime::golden::GoldenEntry;
-use xrvlm_runtime::manifest::GOLDEN_JSON;
+use xrvlm_runtime::bundle::golden::GoldenEntry;
+use xrvlm_runtime::bundle::manifest::GOLDEN_JSON;
 use xrvlm_runtime::preprocess::Preprocess;
 
 use super::images::{pick_per_class, preprocess_files};

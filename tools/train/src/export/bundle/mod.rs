@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use candle_core::{Device, Tensor};
-use xrvlm_runtime::bundle::Bundle;
-use xrvlm_runtime::engine::Precision;
-use xrvlm_runtime::integrity::digest_file;
-use xrvlm_runtime::manifest::{
+use xrvlm_runtime::bundle::integrity::digest_file;
+use xrvlm_runtime::bundle::manifest::{
     Activation, Architecture, Backbone, ClassInfo, FileEntry, FileRole, Head, HeadKind, Manifest,
     ModelInfo, ModelPrecision, Provenance, FORMAT_VERSION, GOLDEN_JSON, MANIFEST_FILE,
 };
+use xrvlm_runtime::bundle::Bundle;
+use xrvlm_runtime::engine::Precision;
 use xrvlm_runtime::preprocess::Preprocess;
 use xrvlm_runtime::timestamp::rfc3339_utc;
 

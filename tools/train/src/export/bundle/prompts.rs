@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::DType;
-use xrvlm_runtime::prompts::parse_prompts;
+use xrvlm_runtime::bundle::prompts::parse_prompts;
 use xrvlm_runtime::scoring::{CrmDims, FoldedCrm};
 
 use super::BundleError;

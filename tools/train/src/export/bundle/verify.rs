@@ -1,16 +1,20 @@
 //! Proving a written bundle: it is opened through the runtime (hashes, shapes, format checked
-//! there), its golden images are run through tract at fp32 against the training crate's logits,
-//! and an evaluation set is run at fp32 and int8 for the reference figures of `[metrics]`.
+//! there), its golden images are run through the runtime's frame path at fp32 against the
+//! training crate's logits, and an evaluation set is run at fp32 and int8 for the reference
+//! figures of `[metrics]` — every image through [`Classifier`], as on the device.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
 
+use xrvlm_runtime::bundle::manifest::Metrics;
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::engine::{PlanOptions, Precision};
-use xrvlm_runtime::manifest::Metrics;
+use xrvlm_runtime::ranking::{argmax, in_top_k};
 
-use super::images::preprocess_files;
+use xrvlm_runtime::classifier::ImageError;
+use xrvlm_runtime::image_io::load_rgb;
+
 use super::BundleError;
 use crate::data::Dataset;
 
@@ -25,35 +29,22 @@ fn logits_of(
     let mut rows = Vec::new();
     let mut labels = Vec::new();
     for chunk in ds.samples.chunks(BATCH) {
-        let (pixels, kept) = preprocess_files(chunk, classifier.preprocess())?;
-        if kept.is_empty() {
-            continue;
+        let paths: Vec<_> = chunk.iter().map(|s| s.path.clone()).collect();
+        let predictions = classifier
+            .classify_files(&paths, 1)
+            .map_err(BundleError::runtime)?;
+        for (sample, prediction) in chunk.iter().zip(predictions) {
+            match prediction {
+                Ok(p) => {
+                    rows.push(p.logits);
+                    labels.push(sample.label);
+                }
+                Err(ImageError::Load(e)) => eprintln!("warning: skipped {e}"),
+                Err(e) => return Err(BundleError::Data(e.to_string())),
+            }
         }
-        let logits = classifier.logits(&pixels).map_err(BundleError::runtime)?;
-        rows.extend(logits.rows().map(<[f32]>::to_vec));
-        labels.extend(kept.iter().map(|s| s.label));
     }
     Ok((rows, labels))
-}
-
-/// Index of the largest value (first on ties).
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
-}
-
-/// Whether `label` is among the `k` largest values of `row`.
-fn in_top_k(row: &[f32], label: usize, k: usize) -> bool {
-    let beaten = row.iter().filter(|&&v| v > row[label]).count();
-    beaten < k
 }
 
 /// Fraction of rows whose top-`k` holds the label.
@@ -101,12 +92,9 @@ pub fn golden_parity(fp32: &Classifier) -> Result<f64, BundleError> {
     let bundle = fp32.bundle();
     let mut worst = 0.0f64;
     for entry in bundle.golden() {
-        let pixels = fp32
-            .load_image(&bundle.golden_image(entry))
-            .map_err(BundleError::runtime)?;
-        let logits = fp32.logits(&pixels).map_err(BundleError::runtime)?;
-        let row = logits.rows().next().expect("one image, one row");
-        worst = worst.max(max_abs_diff_row(row, &entry.logits));
+        let image = load_rgb(&bundle.golden_image(entry)).map_err(BundleError::runtime)?;
+        let prediction = fp32.classify(&image, 1).map_err(BundleError::runtime)?;
+        worst = worst.max(max_abs_diff_row(&prediction.logits, &entry.logits));
     }
     Ok(worst)
 }
@@ -150,12 +138,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn top_k_counts_strictly_larger_values() {
+    fn accuracy_counts_labels_in_the_top_k_and_diffs_pair_rows() {
         let row = [0.1, 0.5, 0.3, 0.9];
-        assert!(in_top_k(&row, 3, 1));
-        assert!(!in_top_k(&row, 1, 1));
-        assert!(in_top_k(&row, 1, 2));
-        assert_eq!(argmax(&row), 3);
         let rows = vec![row.to_vec(), vec![1.0, 0.0, 0.0, 0.0]];
         assert_eq!(accuracy(&rows, &[3, 1], 1), 0.5);
         assert_eq!(

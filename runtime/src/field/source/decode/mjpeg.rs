@@ -14,7 +14,7 @@ use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
 use super::annex_k::standard_dht_segment;
-use super::convert::ConvertError;
+use super::ConvertError;
 use crate::image_io::jpeg_ends_after_last_scan;
 
 const SOI: u8 = 0xD8;

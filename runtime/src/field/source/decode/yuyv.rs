@@ -7,7 +7,7 @@
 use image::RgbImage;
 use yuv::{YuvPackedImage, YuvRange, YuvStandardMatrix};
 
-use super::convert::ConvertError;
+use super::ConvertError;
 
 /// Converts a YUYV buffer of `width`×`height` with `stride` bytes per row to RGB8.
 pub fn yuyv_to_rgb(

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::integrity::Sha256Digest;
+use crate::bundle::integrity::Sha256Digest;
 use crate::preprocess::Preprocess;
 use crate::scoring::CrmDims;
 

@@ -9,17 +9,23 @@
 //! describes a verified bundle; it holds the manifest, the CRM weights and the golden
 //! entries, but not the image models, which [`crate::engine`] loads per precision.
 
+pub mod golden;
+pub mod integrity;
+pub mod manifest;
+pub mod onnx_signature;
+pub mod prompts;
+
 use std::path::{Path, PathBuf};
 
-use crate::golden::{parse_golden, GoldenEntry, GoldenError};
-use crate::integrity::{digest_file, Sha256Digest};
-use crate::manifest::{
+use self::golden::{parse_golden, GoldenEntry, GoldenError};
+use self::integrity::{digest_file, Sha256Digest};
+use self::manifest::{
     FileEntry, FileRole, Manifest, ManifestError, ModelPrecision, GOLDEN_JSON, MANIFEST_FILE,
 };
-use crate::onnx_signature::{
+use self::onnx_signature::{
     format_shape, read_signature, Dim, SignatureError, TensorSignature, ELEM_FLOAT,
 };
-use crate::prompts::{parse_prompts, PromptsError};
+use self::prompts::{parse_prompts, PromptsError};
 use crate::scoring::{CrmDims, CrmWeights};
 
 /// Name of the image model's input.

@@ -1,12 +1,17 @@
-//! Camera buffers to RGB: dispatch on the negotiated pixel format, and the error for a buffer
-//! that does not hold a valid frame. The conversions themselves are in [`super::yuyv`] and
-//! [`super::mjpeg`]; they are pure Rust and built without the `camera` feature, so they are tested
-//! everywhere.
+//! The decoders of what sources read, apart from the sources: camera buffers to RGB (dispatch on
+//! the negotiated pixel format here, the error for a buffer that does not hold a valid frame,
+//! the conversions in [`yuyv`] and [`mjpeg`] with [`annex_k`]'s tables), and the capture time in
+//! a picture's EXIF ([`exif_time`]). All pure Rust, built without the `camera` feature, so they
+//! are tested everywhere.
+
+pub mod annex_k;
+pub mod exif_time;
+pub mod mjpeg;
+pub mod yuyv;
 
 use image::RgbImage;
 
-use super::camera_settings::{Negotiated, PixelFormat};
-use super::{mjpeg, yuyv};
+use crate::field::source::camera_settings::{Negotiated, PixelFormat};
 
 /// Why a camera buffer could not be converted; the frame is recorded as failed.
 #[derive(Debug, thiserror::Error)]
