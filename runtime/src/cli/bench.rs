@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::engine::{PlanOptions, Precision, Profile};

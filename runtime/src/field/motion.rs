@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use image::RgbImage;
 
+use super::config::{MotionConfig, MotionMode};
+
 /// Motion gate parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MotionSettings {
@@ -226,6 +228,29 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// The gate a profile's `[motion]` asks for: off (every frame passes), the motion gate,
+    /// or the timelapse cadence.
+    pub fn for_profile(m: &MotionConfig) -> Result<Self, MotionSettingsError> {
+        if !m.enabled {
+            return Ok(Self::new(None, None));
+        }
+        Ok(match m.mode {
+            MotionMode::Motion => {
+                let settings = MotionSettings {
+                    width: m.downscale_width,
+                    pixel_threshold: m.pixel_threshold,
+                    changed_fraction: m.changed_fraction as f32,
+                    ..MotionSettings::default()
+                };
+                Self::new(Some(MotionGate::new(settings)?), None)
+            }
+            MotionMode::Timelapse => {
+                let every = Duration::from_secs(u64::from(m.timelapse_interval_s));
+                Self::new(None, Timelapse::new(every))
+            }
+        })
+    }
+
     /// A gate from its optional parts.
     pub fn new(motion: Option<MotionGate>, timelapse: Option<Timelapse>) -> Self {
         Self { motion, timelapse }

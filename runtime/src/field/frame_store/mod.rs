@@ -1,4 +1,4 @@
-//! Saved frames under a storage budget.
+//! Saved frames under a storage budget, and their JPEG encoding ([`encode_jpeg`]).
 //!
 //! Frames are JPEG files under `OUTPUT/frames/`, in a folder per capture day:
 //! `frames/2026-11-21/0000000042_cam-000123.jpg`. The leading number counts saves; it orders
@@ -290,6 +290,14 @@ fn counter_of(name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// A frame as the JPEG the store saves, at `quality` (1–100).
+pub fn encode_jpeg(image: &image::RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::Cursor::new(&mut jpeg), quality)
+        .encode_image(image)?;
+    Ok(jpeg)
 }
 
 #[cfg(test)]

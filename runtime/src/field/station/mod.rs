@@ -27,12 +27,10 @@ pub mod disk_space;
 pub mod resume;
 pub mod thermal;
 
-use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
-use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 
 use self::counters::Counters;
@@ -45,8 +43,8 @@ use super::detection_log::{
 };
 use super::display::{Sighting, Status, StatusDisplay};
 use super::frame::{Capture, Frame};
-use super::frame_store::{FileWriter, FrameStore, FrameStoreError, FrameWriter};
-use super::motion::{Gate, MotionGate, MotionSettings, MotionSettingsError, Timelapse};
+use super::frame_store::{encode_jpeg, FileWriter, FrameStore, FrameStoreError, FrameWriter};
+use super::motion::{Gate, MotionSettingsError};
 use super::source::{FailedFrame, FrameSource, SourceError, SourceErrorKind, SourceEvent};
 use crate::classifier::{Classifier, Prediction};
 
@@ -197,7 +195,7 @@ impl<W: FrameWriter> Station<W> {
             source_name: parts.source.describe(),
             source: parts.source,
             live: parts.live,
-            gate: gate(profile)?,
+            gate: Gate::for_profile(&profile.motion)?,
             decider: Decider::new(profile.decision.clone()),
             events: EventGrouper::new(gap, first_event),
             log,
@@ -564,34 +562,4 @@ impl<W: FrameWriter> Station<W> {
             },
         }
     }
-}
-
-/// The gate a profile's `[motion]` asks for.
-fn gate(profile: &Profile) -> Result<Gate, MotionSettingsError> {
-    use super::config::MotionMode;
-    let m = &profile.motion;
-    if !m.enabled {
-        return Ok(Gate::new(None, None));
-    }
-    Ok(match m.mode {
-        MotionMode::Motion => {
-            let settings = MotionSettings {
-                width: m.downscale_width,
-                pixel_threshold: m.pixel_threshold,
-                changed_fraction: m.changed_fraction as f32,
-                ..MotionSettings::default()
-            };
-            Gate::new(Some(MotionGate::new(settings)?), None)
-        }
-        MotionMode::Timelapse => {
-            let every = Duration::from_secs(u64::from(m.timelapse_interval_s));
-            Gate::new(None, Timelapse::new(every))
-        }
-    })
-}
-
-fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>, image::ImageError> {
-    let mut jpeg = Vec::new();
-    JpegEncoder::new_with_quality(Cursor::new(&mut jpeg), quality).encode_image(image)?;
-    Ok(jpeg)
 }
