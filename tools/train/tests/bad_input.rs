@@ -2,7 +2,7 @@
 //! mis-shaped tensor, a `config.json` with an unknown activation, a corrupt `tokenizer.json`, an
 //! unreadable image.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

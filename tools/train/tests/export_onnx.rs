@@ -9,7 +9,7 @@
 //! - a layer whose error is too large stays float, and bad inputs are typed errors that say
 //!   what is wrong.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! CRM) receives a finite, non-zero gradient — the contexts only *through* the text tower, so
 //! this fails if any op on that path lacks a backward pass — and no tower weight receives one.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor};
 use xrvlm_train::clip::Clip;

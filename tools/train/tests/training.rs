@@ -2,7 +2,7 @@
 //! XR-VLM's loss falls, an unreadable image is reported and skipped, and a run killed with
 //! SIGKILL mid-run resumes from its checkpoint and ends where an uninterrupted run ends.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
