@@ -234,15 +234,18 @@ fn demo_int8_parts(threads: usize) -> (Vec<u8>, String) {
         .collect();
     let plan = Plan::load(&bundle, options(Precision::Int8, threads)).unwrap();
     let parts = plan.run(&images).unwrap();
-    let bytes = parts.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect();
+    let bytes = parts
+        .iter()
+        .flat_map(|v| v.to_bits().to_le_bytes())
+        .collect();
     (bytes, plan.int8_kernels().join("+"))
 }
 
 #[test]
 fn demo_int8_plan_output_is_pinned_bit_for_bit() {
     use xrvlm_runtime::integrity::{digest_file, Sha256Digest};
-    let onnx = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/demo/visual.int8.onnx");
+    let onnx =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo/visual.int8.onnx");
     let (onnx_digest, _) = digest_file(&onnx).unwrap();
     let (one, kernels) = demo_int8_parts(1);
     let (two, _) = demo_int8_parts(2);
@@ -254,7 +257,10 @@ fn demo_int8_plan_output_is_pinned_bit_for_bit() {
         "models/demo/visual.int8.onnx was re-exported: re-record DEMO_INT8_ONNX_SHA256 and \
          DEMO_INT8_PARTS_PINS (this machine's kernels {kernels}: parts {digest})"
     );
-    assert!(one == two, "the demo's int8 parts differ between 1 and 2 threads");
+    assert!(
+        one == two,
+        "the demo's int8 parts differ between 1 and 2 threads"
+    );
     match DEMO_INT8_PARTS_PINS.iter().find(|(k, _)| *k == kernels) {
         Some((_, pinned)) => assert_eq!(
             &digest, pinned,
