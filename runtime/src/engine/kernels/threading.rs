@@ -82,8 +82,8 @@ mod tests {
 
     #[test]
     fn small_jobs_and_one_thread_run_as_one_part() {
-        assert_eq!(parts_on(1, 10, THREADING_MACS), [0..10]);
-        assert_eq!(parts_on(3, 10, THREADING_MACS - 1), [0..10]);
+        assert_eq!(parts_on(1, 10, THREADING_MACS), vec![0..10]);
+        assert_eq!(parts_on(3, 10, THREADING_MACS - 1), vec![0..10]);
     }
 
     #[test]
