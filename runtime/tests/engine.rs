@@ -216,6 +216,13 @@ const DEMO_INT8_PARTS_PINS: &[(&str, &str)] = &[
         "avx512vnni_mmm_i32_8x8+xrvlm_avx512vnni_i32_8x48",
         "92f1613c8ce97af3925e9ba33d958d139f5d3266ebf972cbfeb069a784a5accd",
     ),
+    // aarch64 with SDOT (qemu as a Cortex-A76, tools/test-all.sh): tract's kernels, none of
+    // ours. Recorded after the engine's kernel/pass split; the same bits as the x86 pin
+    // recorded before it (every int8 kernel involved is exact).
+    (
+        "arm64simd_mmm_i32_8x8_dot",
+        "92f1613c8ce97af3925e9ba33d958d139f5d3266ebf972cbfeb069a784a5accd",
+    ),
 ];
 
 /// The demo bundle's int8 plan on its golden images: parts as bits, at `threads`, and the plan's
