@@ -2,14 +2,13 @@
 //!
 //! - `fp32` runs `visual.onnx` as stored.
 //! - `int8` runs `visual.int8.onnx` (QOperator form, real integer kernels). On x86-64 CPUs with
-//!   AVX-512 VNNI its linear layers run on our own kernel ([`linear_pass`], [`int8_gemm`]),
-//!   elsewhere (ARM boards included) on tract's; either way the output bits are tract's. Where
-//!   the CPU has AVX-512, its attention cores (scores, softmax, weighted values) run on our f32
-//!   kernel ([`attention_pass`], [`attention`]), its LayerNorms are one op each
-//!   ([`layer_norm_pass`]), and with VNNI the MLPs' QuickGELU runs in the int8 kernel over
-//!   each finished tile; these are held to the f64 definition ([`vector_math`]) rather than to tract's
-//!   bits (its exponential and sigmoid are coarser approximations, its sums run in another
-//!   order).
+//!   AVX-512 VNNI its linear layers run on our own kernel ([`passes::linear`]), elsewhere (ARM
+//!   boards included) on tract's; either way the output bits are tract's. Where the CPU has
+//!   AVX-512, its attention cores (scores, softmax, weighted values) run on our f32 kernel
+//!   ([`passes::attention`]), its LayerNorms are one op each ([`passes::layer_norm`]), and with
+//!   VNNI the MLPs' QuickGELU runs in the int8 kernel over each finished tile; these are held
+//!   to the f64 definition (the reference kernels) rather than to tract's bits (its
+//!   exponential and sigmoid are coarser approximations, its sums run in another order).
 //! - `f16` converts `visual.onnx` to f16 at load (tract's float precision translator). It is
 //!   offered only where tract has fp16 arithmetic kernels, i.e. ARMv8.2 CPUs with FEAT_FP16
 //!   (`asimdhp`: Jetson Orin, Raspberry Pi 5); elsewhere loading it is an error that says so,
@@ -24,6 +23,16 @@
 //! The number of threads is fixed per plan: tract runs the plan inside its own rayon pool of
 //! that size (`RunOptions::executor`), so two plans with different thread counts can live in
 //! one process.
+//!
+//! # Layout
+//!
+//! - this file: [`Plan`], its options and errors, and the pipeline ONNX file → tract's typed
+//!   model → our passes around tract's optimizer → runnable plan.
+//! - [`passes`]: our graph passes (portable matching and rewriting, tested on every
+//!   architecture) and which of them a plan gets.
+//! - [`kernels`]: what the passes' ops compute: the portable reference kernels, each
+//!   architecture's faster ones, and the one table of them a process uses.
+//! - [`profile`]: per-operation times of a plan (`xrvlm bench --profile`).
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -39,14 +48,15 @@ use tract_onnx::tract_core::transform::ModelTransform;
 
 use crate::bundle::manifest::ModelPrecision;
 use crate::bundle::Bundle;
+use passes::Passes;
 
-/// The name of our int8 linear layer op in a plan (`linear_pass`).
+/// The name of our int8 linear layer op in a plan ([`passes::linear`]).
 pub const INT8_LINEAR_OP: &str = "Int8Linear(xrvlm)";
-/// The name of our attention op in a plan (`attention_pass`).
+/// The name of our attention op in a plan ([`passes::attention`]).
 pub const ATTENTION_OP: &str = "Attention(xrvlm)";
-/// The name of our LayerNorm op in a plan (`layer_norm_pass`).
+/// The name of our LayerNorm op in a plan ([`passes::layer_norm`]).
 pub const LAYER_NORM_OP: &str = "LayerNorm(xrvlm)";
-/// How [`Plan::int8_kernels`] names the kernel of our int8 linear layers.
+/// How [`Plan::int8_kernels`] names our AVX-512 VNNI kernel of int8 linear layers.
 pub const INT8_LINEAR_KERNEL: &str = "xrvlm_avx512vnni_i32_8x48";
 
 /// Arithmetic the image model runs in.
@@ -194,15 +204,15 @@ pub struct Plan {
 
 impl Plan {
     /// The matrix-product kernels of the integer products of this plan (empty for a float
-    /// plan): tract's, e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT, and
-    /// [`INT8_LINEAR_KERNEL`] for the layers our pass took over. The proof that int8 runs as
-    /// int8 on this machine.
+    /// plan): tract's, e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT, and ours
+    /// ([`INT8_LINEAR_KERNEL`]) for the layers our pass took over. The proof that int8 runs
+    /// as int8 on this machine.
     pub fn int8_kernels(&self) -> Vec<String> {
         let nodes = self.runnable.model().nodes();
         let ours = nodes
             .iter()
-            .any(|node| node.op().name() == INT8_LINEAR_OP)
-            .then(|| INT8_LINEAR_KERNEL.to_string());
+            .filter_map(|node| node.op_as::<passes::linear::Int8Linear>())
+            .map(|op| op.kernel_name().to_string());
         let mut kernels: Vec<String> = nodes
             .iter()
             .filter_map(|node| node.op_as::<OptMatMul>())
@@ -329,61 +339,6 @@ fn build(
     runnable(optimized(file, image_size, options)?, executor)
 }
 
-/// Which of our passes a plan gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Passes {
-    /// int8 linear layers on our kernel ([`linear_pass`]), before tract optimizes.
-    linear: bool,
-    /// QuickGELU computed by the int8 kernel of the layer before it (with `linear`).
-    activations: bool,
-    /// Attention cores on our kernel ([`attention_pass`]), before tract optimizes.
-    attention: bool,
-    /// LayerNorms as one op each ([`layer_norm_pass`]), before tract optimizes.
-    layer_norm: bool,
-    /// tract's activation quantizers replaced by ours ([`quantize_pass`]), after.
-    quantize: bool,
-}
-
-impl Passes {
-    /// tract's plan as it comes.
-    #[cfg(test)]
-    const NONE: Passes = Passes {
-        linear: false,
-        activations: false,
-        attention: false,
-        layer_norm: false,
-        quantize: false,
-    };
-
-    /// Every pass that applies to the precision on this CPU.
-    fn for_plan(options: PlanOptions) -> Self {
-        let int8 = options.precision == Precision::Int8;
-        Self {
-            linear: int8 && linear_pass_available(),
-            activations: int8 && linear_pass_available(),
-            attention: int8 && float_passes_available(),
-            layer_norm: int8 && float_passes_available(),
-            quantize: int8,
-        }
-    }
-}
-
-/// Whether this CPU runs [`linear_pass`]'s kernel.
-fn linear_pass_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return linear_pass::available();
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
-}
-
-/// Whether this CPU runs the kernels of [`attention_pass`] and [`layer_norm_pass`].
-fn float_passes_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return vector_math::available();
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
-}
-
 /// tract's optimized model with every pass that applies ([`Passes::for_plan`]).
 fn optimized(
     file: &std::path::Path,
@@ -409,29 +364,8 @@ fn optimized_with(
         FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
             .transform(&mut model)?;
     }
-    if passes.linear || passes.attention || passes.layer_norm {
-        model = model.into_decluttered()?;
-        #[cfg(target_arch = "x86_64")]
-        {
-            if passes.linear {
-                let fusion = match passes.activations {
-                    true => linear_pass::Fusion::QuickGelu,
-                    false => linear_pass::Fusion::Exact,
-                };
-                linear_pass::replace_linears(&mut model, fusion)?;
-            }
-            if passes.attention {
-                attention_pass::replace_attention(&mut model)?;
-            }
-            if passes.layer_norm {
-                layer_norm_pass::replace_layer_norms(&mut model)?;
-            }
-        }
-    }
-    let mut model = model.into_optimized()?;
-    if passes.quantize {
-        quantize_pass::replace_quantizers(&mut model)?;
-    }
+    let mut model = passes.before_optimizing(model)?.into_optimized()?;
+    passes.after_optimizing(&mut model)?;
     Ok(model)
 }
 
@@ -475,21 +409,8 @@ fn tiny_plan(
         embed: model.embed,
     }
 }
-#[cfg(target_arch = "x86_64")]
-mod attention;
-#[cfg(target_arch = "x86_64")]
-mod attention_pass;
-#[cfg(target_arch = "x86_64")]
-mod int8_gemm;
-#[cfg(target_arch = "x86_64")]
-mod layer_norm_pass;
-#[cfg(target_arch = "x86_64")]
-mod linear_pass;
-mod quantize_pass;
-#[cfg(target_arch = "x86_64")]
-mod rewrite;
-#[cfg(target_arch = "x86_64")]
-mod vector_math;
+mod kernels;
+mod passes;
 pub use profile::{OpTime, Profile};
 
 #[cfg(test)]

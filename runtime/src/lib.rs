@@ -28,6 +28,8 @@
 //!
 //! The `xrvlm` binary (`src/main.rs`, commands in `src/cli/`) is a thin shell over these.
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bundle;
 pub mod check;

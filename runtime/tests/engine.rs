@@ -199,3 +199,81 @@ fn one_corrupt_file_fails_alone_and_the_batch_goes_on() {
         assert!(best > 0.0 && best <= 1.0);
     }
 }
+
+/// The demo bundle's int8 model, as the pins below were recorded against. Re-exporting
+/// `models/demo` changes this digest and the plan's output: re-record both pins then (run this
+/// test, it prints the new values), and say so in the commit.
+const DEMO_INT8_ONNX_SHA256: &str =
+    "09ba4f03fb469345c31d34a4ca23c3ed9adea67b6b37f3a807be5a6712dfd4f4";
+
+/// The demo bundle's int8 parts on its golden images, pinned bit for bit per set of int8
+/// kernels ([`Plan::int8_kernels`], joined by `+`): the SHA-256 of the parts' f32 bits
+/// (little-endian, image after image, in the order of `golden.json`). The engine's refactors
+/// must keep these; a change of the engine's arithmetic that is meant must re-record them.
+const DEMO_INT8_PARTS_PINS: &[(&str, &str)] = &[
+    // x86-64 with AVX-512 VNNI (our int8 kernel and passes; tract's VNNI kernel for the rest).
+    (
+        "avx512vnni_mmm_i32_8x8+xrvlm_avx512vnni_i32_8x48",
+        "92f1613c8ce97af3925e9ba33d958d139f5d3266ebf972cbfeb069a784a5accd",
+    ),
+    // aarch64 with SDOT (qemu as a Cortex-A76, tools/test-all.sh): tract's kernels, none of
+    // ours. Recorded after the engine's kernel/pass split; the same bits as the x86 pin
+    // recorded before it (every int8 kernel involved is exact).
+    (
+        "arm64simd_mmm_i32_8x8_dot",
+        "92f1613c8ce97af3925e9ba33d958d139f5d3266ebf972cbfeb069a784a5accd",
+    ),
+];
+
+/// The demo bundle's int8 plan on its golden images: parts as bits, at `threads`, and the plan's
+/// int8 kernels.
+fn demo_int8_parts(threads: usize) -> (Vec<u8>, String) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
+    let bundle = Bundle::open(&dir).unwrap();
+    let preprocess = &bundle.manifest().preprocess;
+    let images: Vec<f32> = bundle
+        .golden()
+        .iter()
+        .flat_map(|entry| {
+            let image = xrvlm_runtime::image_io::load_rgb(&bundle.golden_image(entry)).unwrap();
+            preprocess.apply(&image).unwrap()
+        })
+        .collect();
+    let plan = Plan::load(&bundle, options(Precision::Int8, threads)).unwrap();
+    let parts = plan.run(&images).unwrap();
+    let bytes = parts
+        .iter()
+        .flat_map(|v| v.to_bits().to_le_bytes())
+        .collect();
+    (bytes, plan.int8_kernels().join("+"))
+}
+
+#[test]
+fn demo_int8_plan_output_is_pinned_bit_for_bit() {
+    use xrvlm_runtime::bundle::integrity::{digest_file, Sha256Digest};
+    let onnx =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo/visual.int8.onnx");
+    let (onnx_digest, _) = digest_file(&onnx).unwrap();
+    let (one, kernels) = demo_int8_parts(1);
+    let (two, _) = demo_int8_parts(2);
+    let digest = Sha256Digest::of_bytes(&one).to_string();
+    eprintln!("demo int8: onnx {onnx_digest}, kernels {kernels}, parts {digest}");
+    assert_eq!(
+        onnx_digest.to_string(),
+        DEMO_INT8_ONNX_SHA256,
+        "models/demo/visual.int8.onnx was re-exported: re-record DEMO_INT8_ONNX_SHA256 and \
+         DEMO_INT8_PARTS_PINS (this machine's kernels {kernels}: parts {digest})"
+    );
+    assert!(
+        one == two,
+        "the demo's int8 parts differ between 1 and 2 threads"
+    );
+    match DEMO_INT8_PARTS_PINS.iter().find(|(k, _)| *k == kernels) {
+        Some((_, pinned)) => assert_eq!(
+            &digest, pinned,
+            "the int8 plan's output changed on kernels {kernels}"
+        ),
+        // Bits depend on the kernels; a machine whose set has no pin checks the rest only.
+        None => eprintln!("no pin recorded for kernels {kernels}: bits not checked here"),
+    }
+}

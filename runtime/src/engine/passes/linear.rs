@@ -1,7 +1,8 @@
 //! Our pass over the decluttered int8 model, before tract optimizes it: every int8 linear layer
 //! our export writes (`MatMulInteger(u8 x, s8 W, a_zero_point) → Cast(f32) → Mul(rescale) →
 //! Add(bias)`, which tract-onnx turns into a quantized `EinSum` and three float ops) becomes one
-//! [`Int8Linear`] node running [`Int8Gemm`], where the CPU has AVX-512 VNNI.
+//! [`Int8Linear`] node running the int8 product kernel of its [`Kernels`] table on an
+//! [`Int8Gemm`].
 //!
 //! The weights, the zero-point correction, the rescale and the bias are read from the graph's
 //! constants once, at load; the output is bit-identical to tract's plan for the same layer
@@ -23,14 +24,16 @@ use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::math::{Add, Mul};
 use tract_onnx::tract_core::ops::nn::Sigmoid;
 
-use super::int8_gemm::{self, Activation, Int8Gemm};
 use super::rewrite::{column_constant, constant_values, only_successor, replace_each, Replacement};
+use crate::engine::kernels::{Activation, Int8Gemm, Kernels};
+use crate::engine::INT8_LINEAR_OP;
 
 /// One int8 linear layer: u8 activations `T × K` in, f32 `T × N` out, each in the shape of the
 /// product it replaces.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Int8Linear {
     gemm: Arc<Int8Gemm>,
+    kernels: &'static Kernels,
     /// The permutation that makes the input rows × k ([`Geometry::a_order`]).
     a_order: Option<Vec<usize>>,
     output_shape: TVec<usize>,
@@ -38,9 +41,16 @@ pub struct Int8Linear {
 
 impl Eq for Int8Linear {}
 
+impl Int8Linear {
+    /// The name of the kernel the layer runs on.
+    pub fn kernel_name(&self) -> &'static str {
+        self.kernels.int8_gemm_kernel().name
+    }
+}
+
 impl Op for Int8Linear {
     fn name(&self) -> StaticName {
-        super::INT8_LINEAR_OP.into()
+        INT8_LINEAR_OP.into()
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
@@ -49,9 +59,10 @@ impl Op for Int8Linear {
             Activation::QuickGelu { alpha } => format!(", then QuickGELU (alpha {alpha})"),
         };
         Ok(vec![format!(
-            "{}×{} int8{activation}",
+            "{}×{} int8{activation}, {}",
             self.gemm.k(),
-            self.gemm.n()
+            self.gemm.n(),
+            self.kernel_name()
         )])
     }
 
@@ -70,6 +81,8 @@ impl EvalOp for Int8Linear {
                 &ordered
             }
         };
+        // SAFETY: f32 has no invalid bit patterns, and the kernel writes every value of the
+        // output before anything reads it.
         let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
         {
             let plain = input.try_as_plain_ram()?;
@@ -78,14 +91,14 @@ impl EvalOp for Int8Linear {
             let out = out.as_slice_mut::<f32>()?;
             if a.len() / self.gemm.k() != out.len() / self.gemm.n() {
                 bail!(
-                    "Int8Linear(xrvlm): {} input values for {} outputs of {}×{}",
+                    "{INT8_LINEAR_OP}: {} input values for {} outputs of {}×{}",
                     a.len(),
                     out.len(),
                     self.gemm.k(),
                     self.gemm.n()
                 );
             }
-            self.gemm.run(a, out);
+            self.kernels.int8_gemm(&self.gemm, a, out);
         }
         Ok(tvec!(output.into_tvalue()))
     }
@@ -94,12 +107,12 @@ impl EvalOp for Int8Linear {
 impl TypedOp for Int8Linear {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         if inputs[0].datum_type != u8::datum_type() {
-            bail!("Int8Linear(xrvlm) takes u8, got {:?}", inputs[0].datum_type);
+            bail!("{INT8_LINEAR_OP} takes u8, got {:?}", inputs[0].datum_type);
         }
         let rows: usize = self.output_shape.iter().product::<usize>() / self.gemm.n();
         if inputs[0].shape.volume() != (rows * self.gemm.k()).to_dim() {
             bail!(
-                "Int8Linear(xrvlm) takes {rows}×{} values, got shape {:?}",
+                "{INT8_LINEAR_OP} takes {rows}×{} values, got shape {:?}",
                 self.gemm.k(),
                 inputs[0].shape
             );
@@ -108,11 +121,6 @@ impl TypedOp for Int8Linear {
     }
 
     as_op!();
-}
-
-/// Whether this CPU runs the pass's kernel.
-pub fn available() -> bool {
-    int8_gemm::available()
 }
 
 /// Which activations after a layer [`replace_linears`] takes into the layer's op.
@@ -126,12 +134,15 @@ pub enum Fusion {
     QuickGelu,
 }
 
-/// Replaces every int8 linear layer of a decluttered model by [`Int8Linear`], with the
-/// activations `fusion` allows; returns how many were replaced. Call only where
-/// [`available`].
-pub fn replace_linears(model: &mut TypedModel, fusion: Fusion) -> TractResult<usize> {
+/// Replaces every int8 linear layer of a decluttered model by [`Int8Linear`] on `kernels`,
+/// with the activations `fusion` allows; returns how many were replaced.
+pub fn replace_linears(
+    model: &mut TypedModel,
+    fusion: Fusion,
+    kernels: &'static Kernels,
+) -> TractResult<usize> {
     replace_each(model, "int8_linear", |model, id| {
-        linear_at(model, id, fusion)
+        linear_at(model, id, fusion, kernels)
     })
 }
 
@@ -141,6 +152,7 @@ fn linear_at(
     model: &TypedModel,
     id: usize,
     fusion: Fusion,
+    kernels: &'static Kernels,
 ) -> TractResult<Option<Replacement<Int8Linear>>> {
     let node = model.node(id);
     let Some(einsum) = node.op_as::<EinSum>() else {
@@ -184,6 +196,7 @@ fn linear_at(
     Ok(Some(Replacement {
         op: Int8Linear {
             gemm: Arc::new(gemm),
+            kernels,
             a_order: geometry.a_order,
             output_shape: rescaled.shape,
         },

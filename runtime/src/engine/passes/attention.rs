@@ -1,11 +1,11 @@
 //! Our pass over the decluttered int8 model, before tract optimizes it: each block's attention
 //! core, which tract-onnx decodes from the export's `MatMul → Softmax → MatMul` into
 //! `EinSum(mbk,nbk->bmn) → Softmax(axis 2) → EinSum(bmk,kbn->mbn)` over q, k, v of shape
-//! (tokens, heads, width), becomes one [`Attention`] node running [`attention::attention`],
-//! where the CPU has AVX-512.
+//! (tokens, heads, width), becomes one [`Attention`] node running the attention kernel of its
+//! [`Kernels`] table.
 //!
-//! Unlike [`super::linear_pass`], the output is not tract's bits: tract's softmax uses a faster,
-//! coarser exponential. The kernel is held to the f64 definition (its tests), and the int8
+//! Unlike [`super::linear`], the output is not tract's bits: tract's softmax uses a faster,
+//! coarser exponential. The kernels are held to the f64 definition (their tests), and the int8
 //! plan with this pass to tract's int8 plan end to end (`engine`'s int8 tests). A pattern that
 //! differs in any way (another contraction, a softmax over another axis, a product read by
 //! anything else, shapes that are not concrete) is left to tract.
@@ -15,18 +15,20 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
 
-use super::attention::{self, Heads};
 use super::rewrite::{only_successor, replace_each, Replacement};
+use crate::engine::kernels::{Heads, Kernels};
+use crate::engine::ATTENTION_OP;
 
 /// Attention over q, k, v of shape (tokens, heads, width), f32, into the same shape.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attention {
     shape: Heads,
+    kernels: &'static Kernels,
 }
 
 impl Op for Attention {
     fn name(&self) -> StaticName {
-        super::ATTENTION_OP.into()
+        ATTENTION_OP.into()
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
@@ -36,7 +38,8 @@ impl Op for Attention {
             width,
         } = self.shape;
         Ok(vec![format!(
-            "{tokens} tokens, {heads} heads of {width}, f32"
+            "{tokens} tokens, {heads} heads of {width}, f32, {}",
+            self.kernels.attention_kernel().name
         )])
     }
 
@@ -48,6 +51,8 @@ impl EvalOp for Attention {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let s = self.shape;
+        // SAFETY: f32 has no invalid bit patterns, and the kernel writes every value of the
+        // output before anything reads it.
         let mut output = unsafe { Tensor::uninitialized::<f32>(&[s.tokens, s.heads, s.width])? };
         {
             let views: Vec<_> = inputs
@@ -55,7 +60,7 @@ impl EvalOp for Attention {
                 .map(|x| x.try_as_plain_ram())
                 .collect::<TractResult<_>>()?;
             let [q, k, v] = &views[..] else {
-                bail!("{} takes q, k and v", super::ATTENTION_OP);
+                bail!("{} takes q, k and v", ATTENTION_OP);
             };
             let (q, k, v) = (
                 q.as_slice::<f32>()?,
@@ -66,13 +71,14 @@ impl EvalOp for Attention {
                 if x.len() != s.values() {
                     bail!(
                         "{}: {name} holds {} values, not {s:?}",
-                        super::ATTENTION_OP,
+                        ATTENTION_OP,
                         x.len()
                     );
                 }
             }
             let mut out = output.try_as_plain_ram_mut()?;
-            attention::attention(s, q, k, v, out.as_slice_mut::<f32>()?);
+            self.kernels
+                .attention(s, q, k, v, out.as_slice_mut::<f32>()?);
         }
         Ok(tvec!(output.into_tvalue()))
     }
@@ -86,7 +92,7 @@ impl TypedOp for Attention {
             if fact.datum_type != f32::datum_type() || fact.shape.as_concrete() != Some(&shape) {
                 bail!(
                     "{} takes {name} of f32 {shape:?}, got {:?}",
-                    super::ATTENTION_OP,
+                    ATTENTION_OP,
                     fact
                 );
             }
@@ -97,15 +103,19 @@ impl TypedOp for Attention {
     as_op!();
 }
 
-/// Replaces every attention core of a decluttered model by [`Attention`]; returns how many
-/// were replaced. Call only where [`attention::available`].
-pub fn replace_attention(model: &mut TypedModel) -> TractResult<usize> {
-    replace_each(model, "attention", core_at)
+/// Replaces every attention core of a decluttered model by [`Attention`] on `kernels`;
+/// returns how many were replaced.
+pub fn replace_attention(model: &mut TypedModel, kernels: &'static Kernels) -> TractResult<usize> {
+    replace_each(model, "attention", |model, id| core_at(model, id, kernels))
 }
 
 /// The attention core whose scores are node `id`, if the whole pattern holds: our op, its q,
 /// k, v and the outlet it replaces.
-fn core_at(model: &TypedModel, id: usize) -> TractResult<Option<Replacement<Attention>>> {
+fn core_at(
+    model: &TypedModel,
+    id: usize,
+    kernels: &'static Kernels,
+) -> TractResult<Option<Replacement<Attention>>> {
     let scores = model.node(id);
     if !is_float_product(scores, "mbk,nbk->bmn")? {
         return Ok(None);
@@ -133,7 +143,7 @@ fn core_at(model: &TypedModel, id: usize) -> TractResult<Option<Replacement<Atte
         return Ok(None);
     };
     Ok(Some(Replacement {
-        op: Attention { shape },
+        op: Attention { shape, kernels },
         inputs: inputs.into_iter().collect(),
         output,
     }))

@@ -1,4 +1,4 @@
-//! Element functions on AVX-512 registers (16 f32 lanes) shared by our kernels: the
+//! Element functions on AVX-512 registers (16 f32 lanes) shared by the x86-64 kernels: the
 //! exponential of non-positive values (the attention's softmax), the logistic sigmoid and
 //! QuickGELU `y·σ(1.702·y)`, the activation of CLIP's MLPs (the int8 kernel's epilogue). Each
 //! is accurate to a few ulp against f64 (the tests), where tract's own are faster, coarser
@@ -72,21 +72,19 @@ pub fn quick_gelu(y: __m512, alpha: __m512) -> __m512 {
     _mm512_mul_ps(y, sigmoid(_mm512_mul_ps(alpha, y)))
 }
 
-/// Whether this CPU runs these functions (AVX-512 F).
-pub fn available() -> bool {
-    is_x86_feature_detected!("avx512f")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Whether the tests can run here.
+    /// Whether these x86-only element tests can run here. Where they cannot, the kernels
+    /// that use the functions are not in this CPU's table either, and the table-driven kernel
+    /// tests (`kernels::tests`) test the reference instead.
     fn runs_here() -> bool {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512 F");
+        let here = is_x86_feature_detected!("avx512f");
+        if !here {
+            eprintln!("not run: this CPU has no AVX-512 F");
         }
-        available()
+        here
     }
 
     /// `f` over `xs`, 16 lanes at a time.
@@ -113,13 +111,14 @@ mod tests {
             return;
         }
         let xs: Vec<f32> = (0..=200_000).map(|i| -(i as f32) * 5e-4).collect();
-        // SAFETY (here and below): `runs_here()` checked AVX-512 F.
+        // SAFETY: `runs_here()` checked AVX-512 F.
         let got = map(&xs, |x| unsafe { exp(x) });
         for (&x, &y) in xs.iter().zip(&got) {
             let want = (x as f64).exp();
             assert!(ulps(y, want) <= 2, "exp({x}) = {y}, want {want}");
         }
         let tiny = [-88.0f32, -100.0, -104.0, -150.0, f32::NEG_INFINITY];
+        // SAFETY: `runs_here()` checked AVX-512 F.
         let got = map(&tiny, |x| unsafe { exp(x) });
         for (&x, &y) in tiny.iter().zip(&got) {
             let want = (x as f64).max(-104.0).exp();
@@ -133,12 +132,14 @@ mod tests {
             return;
         }
         let zs: Vec<f32> = (-160_000..=160_000).map(|i| i as f32 * 6.25e-4).collect();
+        // SAFETY: `runs_here()` checked AVX-512 F.
         let got = map(&zs, |z| unsafe { sigmoid(z) });
         for (&z, &y) in zs.iter().zip(&got) {
             let want = 1.0 / (1.0 + (-(z as f64)).exp());
             assert!(ulps(y, want) <= 4, "σ({z}) = {y}, want {want}");
         }
         let alpha = 1.702f32;
+        // SAFETY: `runs_here()` checked AVX-512 F.
         let got = map(&zs, |y| unsafe { quick_gelu(y, _mm512_set1_ps(alpha)) });
         for (&y, &g) in zs.iter().zip(&got) {
             // α·y is rounded to f32 first, as the graph's own `Mul` does: far out on the
@@ -147,6 +148,7 @@ mod tests {
             let close = ulps(g, want) <= 4 || (g as f64 - want).abs() < 1e-30;
             assert!(close, "quick_gelu({y}) = {g}, want {want}");
         }
+        // SAFETY: `runs_here()` checked AVX-512 F.
         let edges = map(&[f32::NAN, 200.0, -200.0, 0.0], |z| unsafe { sigmoid(z) });
         assert!(edges[0].is_nan());
         assert_eq!(&edges[1..], &[1.0, 0.0, 0.5]);
