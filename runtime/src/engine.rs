@@ -36,7 +36,7 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -202,36 +202,54 @@ pub struct Plan {
     embed: usize,
 }
 
+/// What a plan needs to know of its image model besides the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelShape {
+    /// Input side S of `image` (N, 3, S, S).
+    pub image_size: usize,
+    /// M of `parts` (N, M, D).
+    pub parts: usize,
+    /// D of `parts` (N, M, D).
+    pub embed: usize,
+}
+
 impl Plan {
-    /// The matrix-product kernels of the integer products of this plan (empty for a float
-    /// plan): tract's, e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT, and ours
-    /// ([`INT8_LINEAR_KERNEL`]) for the layers our pass took over. The proof that int8 runs
-    /// as int8 on this machine.
-    pub fn int8_kernels(&self) -> Vec<String> {
+    /// The integer matrix products of this plan (none for a float plan), as `(node, kernel)`:
+    /// tract's kernels, e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT, and ours
+    /// ([`INT8_LINEAR_KERNEL`]) for the layers our pass took over.
+    pub fn int8_products(&self) -> Vec<(String, String)> {
         let nodes = self.runnable.model().nodes();
-        let ours = nodes
+        let ours = nodes.iter().filter_map(|node| {
+            let op = node.op_as::<passes::linear::Int8Linear>()?;
+            Some((node.name.clone(), op.kernel_name().to_string()))
+        });
+        nodes
             .iter()
-            .filter_map(|node| node.op_as::<passes::linear::Int8Linear>())
-            .map(|op| op.kernel_name().to_string());
-        let mut kernels: Vec<String> = nodes
-            .iter()
-            .filter_map(|node| node.op_as::<OptMatMul>())
-            .flat_map(|op| op.mmm.iter())
-            .filter(|kernel| kernel.internal_type() == DatumType::I32)
-            .map(|kernel| kernel.name().to_string())
+            .filter_map(|node| {
+                let op = node.op_as::<OptMatMul>()?;
+                let kernel = op
+                    .mmm
+                    .iter()
+                    .find(|kernel| kernel.internal_type() == DatumType::I32)?;
+                Some((node.name.clone(), kernel.name().to_string()))
+            })
             .chain(ours)
-            .collect();
+            .collect()
+    }
+
+    /// The kernels of [`Plan::int8_products`], each once: the proof that int8 runs as int8 on
+    /// this machine.
+    pub fn int8_kernels(&self) -> Vec<String> {
+        let mut kernels: Vec<String> = self.int8_products().into_iter().map(|(_, k)| k).collect();
         kernels.sort();
         kernels.dedup();
         kernels
     }
 
-    /// Loads and optimizes the bundle's image model for `options`.
+    /// Loads and optimizes the bundle's image model for `options` ([`Plan::from_onnx`] on the
+    /// bundle's file for the precision).
     pub fn load(bundle: &Bundle, options: PlanOptions) -> Result<Self, EngineError> {
         let precision = options.precision;
-        if !precision.is_available() {
-            return Err(EngineError::F16Unavailable);
-        }
         let file =
             bundle
                 .visual_path(precision.source())
@@ -240,20 +258,44 @@ impl Plan {
                     precision,
                     needed: precision.source(),
                 })?;
-        let image_size = bundle.manifest().backbone.image_size as usize;
+        let onnx = std::fs::read(&file).map_err(|e| EngineError::Load {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        let shape = ModelShape {
+            image_size: bundle.manifest().backbone.image_size as usize,
+            parts: bundle.dims().parts(),
+            embed: bundle.dims().embed(),
+        };
+        Self::from_onnx(&file, &onnx, shape, options)
+    }
+
+    /// The plan the device runs for the ONNX image model `onnx` (called `name` in errors): the
+    /// batch fixed to one image, converted to f16 when asked, and the engine's passes applied
+    /// around tract's optimizer. The one way a graph becomes a plan: bundles load through it,
+    /// and the export judges its int8 candidates with it, so it judges what devices run.
+    pub fn from_onnx(
+        name: &Path,
+        onnx: &[u8],
+        shape: ModelShape,
+        options: PlanOptions,
+    ) -> Result<Self, EngineError> {
+        if !options.precision.is_available() {
+            return Err(EngineError::F16Unavailable);
+        }
         let executor = executor(options);
         let runnable =
-            build(&file, image_size, options, &executor).map_err(|e| EngineError::Load {
-                file: file.clone(),
+            build(onnx, shape.image_size, options, &executor).map_err(|e| EngineError::Load {
+                file: name.to_path_buf(),
                 message: format!("{e:#}"),
             })?;
         Ok(Self {
             options,
             runnable,
             executor,
-            image_size,
-            parts: bundle.dims().parts(),
-            embed: bundle.dims().embed(),
+            image_size: shape.image_size,
+            parts: shape.parts,
+            embed: shape.embed,
         })
     }
 
@@ -329,34 +371,30 @@ impl Plan {
     }
 }
 
-/// ONNX file → optimized model ([`optimized`]) → runnable on `executor`.
+/// ONNX bytes → optimized model ([`optimized`]) → runnable on `executor`.
 fn build(
-    file: &std::path::Path,
+    onnx: &[u8],
     image_size: usize,
     options: PlanOptions,
     executor: &Executor,
 ) -> TractResult<Arc<TypedRunnableModel>> {
-    runnable(optimized(file, image_size, options)?, executor)
+    runnable(optimized(onnx, image_size, options)?, executor)
 }
 
 /// tract's optimized model with every pass that applies ([`Passes::for_plan`]).
-fn optimized(
-    file: &std::path::Path,
-    image_size: usize,
-    options: PlanOptions,
-) -> TractResult<TypedModel> {
-    optimized_with(file, image_size, options, Passes::for_plan(options))
+fn optimized(onnx: &[u8], image_size: usize, options: PlanOptions) -> TractResult<TypedModel> {
+    optimized_with(onnx, image_size, options, Passes::for_plan(options))
 }
 
-/// ONNX file → typed model for one image (→ f16) → our passes around tract's optimizer.
+/// ONNX bytes → typed model for one image (→ f16) → our passes around tract's optimizer.
 fn optimized_with(
-    file: &std::path::Path,
+    onnx: &[u8],
     image_size: usize,
     options: PlanOptions,
     passes: Passes,
 ) -> TractResult<TypedModel> {
     let mut model = tract_onnx::onnx()
-        .model_for_path(file)?
+        .model_for_read(&mut &onnx[..])?
         .with_input_fact(0, f32::fact([1, 3, image_size, image_size]).into())?
         .into_typed()?;
     if options.precision == Precision::F16 {
@@ -402,7 +440,13 @@ fn tiny_plan(
     let executor = executor(options);
     Plan {
         options,
-        runnable: build(file, model.image_size, options, &executor).unwrap(),
+        runnable: build(
+            &std::fs::read(file).unwrap(),
+            model.image_size,
+            options,
+            &executor,
+        )
+        .unwrap(),
         executor,
         image_size: model.image_size,
         parts: model.parts,

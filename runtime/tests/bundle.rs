@@ -1,7 +1,7 @@
 //! `Bundle::open` accepts a valid bundle and refuses every kind of damage with an error that
 //! names the file and the problem.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! parts produced (profile, decisions, events, log) validates against the Camtrap DP 1.0.2
 //! schemas, and the validator rejects broken packages naming the column.
 
-mod camtrap_schema;
-mod common;
+use crate::camtrap_schema;
+use crate::common;
 
 use std::path::Path;
 

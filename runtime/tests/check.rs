@@ -2,7 +2,7 @@
 //! fails, naming the figure, when the int8 model was damaged (its weights scaled, the digest
 //! refreshed so the bundle still opens) and when a labelled set's accuracy is below tolerance.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

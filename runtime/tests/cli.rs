@@ -1,7 +1,7 @@
 //! The `xrvlm` binary end to end: classify over folders in every format, failures recorded
 //! with exit code 2, `--resume`, `info` and `bench`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

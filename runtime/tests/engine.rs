@@ -1,7 +1,7 @@
 //! The tract plans and the classifier on a generated bundle, against a hand-computed
 //! reference of the same tiny model.
 
-mod common;
+use crate::common;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;

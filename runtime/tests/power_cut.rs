@@ -5,7 +5,7 @@
 //! set aside and reported, and every event the binary printed as logged is in the log. And
 //! SIGTERM ends a run cleanly: exit 0, the open event closed, a last health record.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

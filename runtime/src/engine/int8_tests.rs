@@ -66,8 +66,10 @@ fn plans(
     kernels: &'static Kernels,
 ) -> (Arc<TypedRunnableModel>, Arc<TypedRunnableModel>) {
     let options = int8_options(threads);
-    let patched = optimized_with(file, s, options, bitwise(kernels)).unwrap();
-    let unpatched = optimized_with(file, s, options, Passes::none()).unwrap();
+    let patched =
+        optimized_with(&std::fs::read(file).unwrap(), s, options, bitwise(kernels)).unwrap();
+    let unpatched =
+        optimized_with(&std::fs::read(file).unwrap(), s, options, Passes::none()).unwrap();
     let names = op_names(&patched);
     assert!(names.iter().any(|n| n == "Quantize(xrvlm)"), "{names:?}");
     assert!(
@@ -155,8 +157,16 @@ fn vit_mini_int8_plan_with_our_float_steps_stays_close_to_tracts() {
     for kernels in Kernels::all_here() {
         for threads in [1, 2] {
             let options = int8_options(threads);
-            let ours = optimized_with(&file, s, options, Passes::all(kernels)).unwrap();
-            let theirs = optimized_with(&file, s, options, bitwise(kernels)).unwrap();
+            let ours = optimized_with(
+                &std::fs::read(&file).unwrap(),
+                s,
+                options,
+                Passes::all(kernels),
+            )
+            .unwrap();
+            let theirs =
+                optimized_with(&std::fs::read(&file).unwrap(), s, options, bitwise(kernels))
+                    .unwrap();
             // UnA's softmax over the parts stays tract's.
             assert_eq!(count(&ours, ATTENTION_OP), 4);
             assert_eq!(count(&ours, "Softmax") + 4, count(&theirs, "Softmax"));
@@ -195,7 +205,7 @@ fn vit_mini_int8_plan_with_our_float_steps_stays_close_to_tracts() {
 fn a_devices_plan_takes_the_passes_its_kernels_make_worth_it() {
     let (file, s, _) = vit_mini_int8(1, 0);
     let best = Kernels::best();
-    let plan = optimized(&file, s, int8_options(1)).unwrap();
+    let plan = optimized(&std::fs::read(&file).unwrap(), s, int8_options(1)).unwrap();
     let linear = if best.int8_gemm_kernel().native {
         26
     } else {
@@ -224,7 +234,11 @@ fn a_devices_plan_takes_the_passes_its_kernels_make_worth_it() {
 fn vit_mini_int8_plan_digest() {
     let (file, s, images) = vit_mini_int8(5, 2);
     let options = int8_options(1);
-    let plan = runnable(optimized(&file, s, options).unwrap(), &executor(options)).unwrap();
+    let plan = runnable(
+        optimized(&std::fs::read(&file).unwrap(), s, options).unwrap(),
+        &executor(options),
+    )
+    .unwrap();
     let bytes: Vec<u8> = images
         .iter()
         .flat_map(|image| run(&plan, image, s))

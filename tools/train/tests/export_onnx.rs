@@ -14,12 +14,14 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, IntoTValue, TypedModel};
+use tract_onnx::prelude::{
+    DatumType, Framework, InferenceModelExt, IntoRunnable, IntoTValue, TypedModel,
+};
+use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 use xrvlm_train::clip::Clip;
 use xrvlm_train::export::calibrate::ActivationRange;
 use xrvlm_train::export::int8::{cosine, Int8Options};
 use xrvlm_train::export::linear::LinearForm;
-use xrvlm_train::export::tract_run::int8_matmuls;
 use xrvlm_train::export::{visual, write_fp32, write_int8, ExportError, LinearId};
 use xrvlm_train::model::{HeadConfig, HeadKind, Model};
 
@@ -120,6 +122,22 @@ fn optimized(path: &Path) -> TypedModel {
         .unwrap()
         .into_optimized()
         .unwrap()
+}
+
+/// tract's integer products in `plan` (its `OptMatMul` nodes with an i32-accumulating kernel,
+/// tract's lowering of `MatMulInteger` and `ConvInteger`), as `(node, kernel)`.
+fn int8_matmuls(plan: &TypedModel) -> Vec<(String, String)> {
+    plan.nodes()
+        .iter()
+        .filter_map(|node| {
+            let op = node.op_as::<OptMatMul>()?;
+            let kernel = op
+                .mmm
+                .iter()
+                .find(|k| k.internal_type() == DatumType::I32)?;
+            Some((node.name.clone(), kernel.name().to_string()))
+        })
+        .collect()
 }
 
 fn run(plan: &TypedModel, x: &Tensor) -> (Vec<usize>, Vec<f32>) {

@@ -2,7 +2,8 @@
 //! int8 model's top-1 class agrees with the fp32 model's on the calibration images.
 //!
 //! A per-layer gate ([`super::int8`]) sees each layer alone; what a user is promised is the
-//! classification. Both graphs run in tract on the calibration images, their parts are scored
+//! classification. Both graphs run as a device runs them (the runtime's plan, batch 1, the
+//! engine's passes: [`super::tract_run::device_plan`]) on the calibration images, their parts are scored
 //! by the bundle's CRM ([`FoldedCrm`], the runtime's own scorer), and the top-1 agreement is
 //! measured. When it is below the target:
 //! 1. each int8 layer's *sensitivity* is measured: the mean squared logit error of a graph in
@@ -15,12 +16,13 @@
 //! manifest's int8 figures stay an honest held-out measurement.
 
 use candle_core::Tensor;
+use xrvlm_runtime::engine::Precision;
 use xrvlm_runtime::ranking::argmax;
 use xrvlm_runtime::scoring::FoldedCrm;
 
 use super::linear::{LinearForm, LinearId, LinearPlan};
 use super::source::VisualSource;
-use super::tract_run::TractGraph;
+use super::tract_run::{device_plan, run_plan};
 use super::visual::build;
 use super::ExportError;
 
@@ -76,26 +78,26 @@ impl<'a> AgreementProbe<'a> {
         Ok(probe)
     }
 
-    /// The logits `(N, C)` of the graph `plan` describes.
+    /// The logits `(N, C)` of the graph `plan` describes, run as a device runs it.
     fn logits(&self, plan: &LinearPlan) -> Result<Vec<f32>, ExportError> {
         let proto = build(self.src, plan, false, "agreement")?.model;
-        let graph = TractGraph::load(&proto, "agreement")?;
+        let precision = if plan.int8_count() > 0 {
+            Precision::Int8
+        } else {
+            Precision::Fp32
+        };
+        let device = device_plan(&proto, self.src.model_shape(), precision, "agreement")?;
         let n = self.images.dim(0)?;
         let mut logits = Vec::with_capacity(n * self.crm.dims().classes());
         let mut start = 0;
         while start < n {
             let len = self.batch.min(n - start);
-            let parts = graph
-                .run(&self.images.narrow(0, start, len)?)?
-                .swap_remove(0);
-            let scored = self
-                .crm
-                .score(&parts.data)
-                .map_err(|e| ExportError::Tract {
-                    graph: "agreement",
-                    stage: "score",
-                    msg: e.to_string(),
-                })?;
+            let parts = run_plan(&device, &self.images.narrow(0, start, len)?, "agreement")?;
+            let scored = self.crm.score(&parts).map_err(|e| ExportError::Tract {
+                graph: "agreement",
+                stage: "score",
+                msg: e.to_string(),
+            })?;
             logits.extend_from_slice(scored.as_slice());
             start += len;
         }

@@ -30,6 +30,7 @@ use std::path::Path;
 use candle_core::Tensor;
 use tract_onnx::pb::ModelProto;
 
+use xrvlm_runtime::engine::Precision;
 use xrvlm_runtime::scoring::FoldedCrm;
 
 use super::agreement::{fall_back, AgreementProbe, FallbackReport};
@@ -38,7 +39,7 @@ use super::linear::{LinearForm, LinearId, LinearPlan};
 use super::quant::ActivationQuant;
 use super::smoothing::{ChannelSmoothing, DEFAULT_ALPHAS};
 use super::source::{Layer, VisualSource};
-use super::tract_run::{int8_matmuls, optimize, TractGraph};
+use super::tract_run::{device_plan, run_plan, TractGraph};
 use super::visual::{build, write_graph, Written};
 use super::ExportError;
 use crate::model::Model;
@@ -119,7 +120,7 @@ pub struct QuantReport {
     /// Largest |int8 − fp32| over every `parts` value of the calibration images.
     pub parts_max_abs_diff: f32,
     /// tract's int8 matrix products in the optimized int8 graph, `(node, kernel)`
-    /// ([`super::tract_run::int8_matmuls`]).
+    /// ([`xrvlm_runtime::engine::Plan::int8_products`] of the device's plan).
     pub tract_int8_matmuls: Vec<(String, String)>,
     /// The classification check and its fallback, when the CRM was given.
     pub fallback: Option<FallbackReport>,
@@ -268,7 +269,7 @@ pub fn int8_graph(
         fallback,
         written: None,
     };
-    compare_parts(&fp32, &int8, calibration, batch, &mut report)?;
+    compare_parts(&src, &fp32, &int8, calibration, batch, &mut report)?;
     Ok((int8, report))
 }
 
@@ -480,26 +481,27 @@ fn mark_floated(layers: &mut [LayerReport], fb: &FallbackReport) {
 /// Runs both graphs in tract on the calibration images and fills the report's `parts`
 /// figures.
 fn compare_parts(
+    src: &VisualSource,
     fp32: &ModelProto,
     int8: &ModelProto,
     images: &Tensor,
     batch: usize,
     report: &mut QuantReport,
 ) -> Result<(), ExportError> {
-    let fp32 = TractGraph::load(fp32, "fp32")?;
-    let int8 = optimize(int8, "int8")?;
-    report.tract_int8_matmuls = int8_matmuls(&int8);
-    let int8 = TractGraph::from_optimized(int8, "int8")?;
+    let shape = src.model_shape();
+    let fp32 = device_plan(fp32, shape, Precision::Fp32, "fp32")?;
+    let int8 = device_plan(int8, shape, Precision::Int8, "int8")?;
+    report.tract_int8_matmuls = int8.int8_products();
     let (mut min, mut sum, mut max_diff, mut count) = (f64::INFINITY, 0.0, 0f32, 0usize);
     let n = images.dim(0)?;
     let mut start = 0;
     while start < n {
         let len = batch.min(n - start);
         let x = images.narrow(0, start, len)?;
-        let a = fp32.run(&x)?.swap_remove(0);
-        let b = int8.run(&x)?.swap_remove(0);
-        let per_image = a.data.len() / len;
-        for (pa, pb) in a.data.chunks(per_image).zip(b.data.chunks(per_image)) {
+        let a = run_plan(&fp32, &x, "fp32")?;
+        let b = run_plan(&int8, &x, "int8")?;
+        let per_image = a.len() / len;
+        for (pa, pb) in a.chunks(per_image).zip(b.chunks(per_image)) {
             let c = cosine(pa, pb);
             min = min.min(c);
             sum += c;

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 
+use xrvlm_runtime::engine::ModelShape;
+
 use super::linear::LinearId;
 use super::ExportError;
 use crate::clip::resnet::{FoldedConv, ResNetConfig, ResNetTower};
@@ -258,6 +260,15 @@ impl<'a> Layer<'a> {
 }
 
 impl VisualSource {
+    /// The graph's input side S and `parts` (M, D), as a runtime plan needs them.
+    pub fn model_shape(&self) -> ModelShape {
+        ModelShape {
+            image_size: self.image_size(),
+            parts: self.una.parts,
+            embed: self.embed_dim,
+        }
+    }
+
     /// Reads the image path of `model`; the head must have UnA (xrvlm, alignment or
     /// vision-only).
     pub fn from_model(model: &Model) -> Result<Self, ExportError> {

@@ -1,14 +1,18 @@
-//! Running our graphs in tract, in memory: load the `ModelProto`, optimize, plan, run a batch
-//! of preprocessed images. Calibration and the int8 report use it; so can tests and tools that
-//! want tract's view of a graph before it is written.
+//! Running our graphs in tract, in memory, two ways:
+//! - [`device_plan`]: the plan a device runs ([`Plan::from_onnx`], the runtime's one pipeline:
+//!   batch 1, the engine's passes). Every check that speaks for devices uses it: the int8
+//!   fallback's agreement and the int8 report.
+//! - [`TractGraph`]: tract's plain optimization of a graph with several outputs and any batch,
+//!   for the calibration graph, whose extra outputs expose every linear layer's input. It is
+//!   not what a device runs, and nothing judges a bundle with it.
 
 use candle_core::{DType, Tensor};
+use prost::Message;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::{
-    DatumType, Framework, InferenceModelExt, IntoRunnable, IntoTValue, TypedModel,
-    TypedRunnableModel,
+    Framework, InferenceModelExt, IntoRunnable, IntoTValue, TypedModel, TypedRunnableModel,
 };
-use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
+use xrvlm_runtime::engine::{ModelShape, Plan, PlanOptions, Precision};
 
 use super::ExportError;
 
@@ -27,9 +31,9 @@ pub struct TractGraph {
     label: &'static str,
 }
 
-/// The graph optimized by tract (as the runtime would load it); `label` names the graph in
-/// errors.
-pub fn optimize(proto: &ModelProto, label: &'static str) -> Result<TypedModel, ExportError> {
+/// The graph optimized by tract alone (no fixed batch, none of the engine's passes); `label`
+/// names the graph in errors.
+fn optimize(proto: &ModelProto, label: &'static str) -> Result<TypedModel, ExportError> {
     let err = |stage: &'static str| {
         move |e: anyhow::Error| ExportError::Tract {
             graph: label,
@@ -89,19 +93,39 @@ impl TractGraph {
     }
 }
 
-/// The int8 matrix products of an optimized tract model: its `OptMatMul` nodes whose kernel
-/// accumulates in i32 (tract's lowering of `MatMulInteger`), as `(node name, kernel name)`.
-pub fn int8_matmuls(model: &TypedModel) -> Vec<(String, String)> {
-    model
-        .nodes()
-        .iter()
-        .filter_map(|node| {
-            let op = node.op_as::<OptMatMul>()?;
-            let kernel = op
-                .mmm
-                .iter()
-                .find(|k| k.internal_type() == DatumType::I32)?;
-            Some((node.name.clone(), kernel.name().to_string()))
-        })
-        .collect()
+/// The plan a device runs for `proto` at `precision`, on one thread; `label` names the graph
+/// in errors.
+pub fn device_plan(
+    proto: &ModelProto,
+    shape: ModelShape,
+    precision: Precision,
+    label: &'static str,
+) -> Result<Plan, ExportError> {
+    let options = PlanOptions {
+        precision,
+        ..PlanOptions::default()
+    };
+    let name = std::path::PathBuf::from(format!("{label}.onnx"));
+    Plan::from_onnx(&name, &proto.encode_to_vec(), shape, options).map_err(|e| ExportError::Tract {
+        graph: label,
+        stage: "plan",
+        msg: e.to_string(),
+    })
+}
+
+/// `parts` (N·M·D) of `plan` on preprocessed images `(N, 3, S, S)`.
+pub fn run_plan(
+    plan: &Plan,
+    images: &Tensor,
+    label: &'static str,
+) -> Result<Vec<f32>, ExportError> {
+    let data = images
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    plan.run(&data).map_err(|e| ExportError::Tract {
+        graph: label,
+        stage: "run",
+        msg: e.to_string(),
+    })
 }

@@ -1,0 +1,19 @@
+//! The runtime's integration tests but the station's, in one test binary (one link instead
+//! of seven). Modules:
+//! - `bundle`: `Bundle::open` accepts a valid bundle and refuses every kind of damage, naming it.
+//! - `camtrap`: `xrvlm export-camtrap` writes packages that validate against the Camtrap DP schemas.
+//! - `check`: `xrvlm check` on the demo bundle, at int8 and fp32, and its refusals.
+//! - `cli`: the `xrvlm` binary end to end.
+//! - `engine`: the tract plans and the classifier against hand-computed and pinned outputs.
+//! - `power_cut`: the real `xrvlm run` killed at random moments loses nothing.
+//! - `preprocess_reference`: the table-driven resampler against a plain per-pixel reference.
+
+mod bundle;
+mod camtrap;
+mod camtrap_schema;
+mod check;
+mod cli;
+mod common;
+mod engine;
+mod power_cut;
+mod preprocess_reference;
