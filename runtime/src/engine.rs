@@ -214,27 +214,9 @@ pub struct ModelShape {
 }
 
 impl Plan {
-    /// The integer matrix products of this plan (none for a float plan), as `(node, kernel)`:
-    /// tract's kernels, e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT, and ours
-    /// ([`INT8_LINEAR_KERNEL`]) for the layers our pass took over.
+    /// The integer matrix products of this plan ([`int8_products`]).
     pub fn int8_products(&self) -> Vec<(String, String)> {
-        let nodes = self.runnable.model().nodes();
-        let ours = nodes.iter().filter_map(|node| {
-            let op = node.op_as::<passes::linear::Int8Linear>()?;
-            Some((node.name.clone(), op.kernel_name().to_string()))
-        });
-        nodes
-            .iter()
-            .filter_map(|node| {
-                let op = node.op_as::<OptMatMul>()?;
-                let kernel = op
-                    .mmm
-                    .iter()
-                    .find(|kernel| kernel.internal_type() == DatumType::I32)?;
-                Some((node.name.clone(), kernel.name().to_string()))
-            })
-            .chain(ours)
-            .collect()
+        int8_products(self.runnable.model())
     }
 
     /// The kernels of [`Plan::int8_products`], each once: the proof that int8 runs as int8 on
@@ -369,6 +351,30 @@ impl Plan {
             .map_err(|e| EngineError::Run(format!("{e:#}")))?;
         Ok(data)
     }
+}
+
+/// The integer matrix products of an optimized tract model (none for a float one), as
+/// `(node, kernel)`: tract's kernels, e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT
+/// (tract's lowering of `MatMulInteger` and `ConvInteger`), and ours ([`INT8_LINEAR_KERNEL`])
+/// for the layers our pass took over.
+pub fn int8_products(model: &TypedModel) -> Vec<(String, String)> {
+    let nodes = model.nodes();
+    let ours = nodes.iter().filter_map(|node| {
+        let op = node.op_as::<passes::linear::Int8Linear>()?;
+        Some((node.name.clone(), op.kernel_name().to_string()))
+    });
+    nodes
+        .iter()
+        .filter_map(|node| {
+            let op = node.op_as::<OptMatMul>()?;
+            let kernel = op
+                .mmm
+                .iter()
+                .find(|kernel| kernel.internal_type() == DatumType::I32)?;
+            Some((node.name.clone(), kernel.name().to_string()))
+        })
+        .chain(ours)
+        .collect()
 }
 
 /// ONNX bytes → optimized model ([`optimized`]) → runnable on `executor`.

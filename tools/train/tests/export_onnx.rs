@@ -14,10 +14,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use tract_onnx::prelude::{
-    DatumType, Framework, InferenceModelExt, IntoRunnable, IntoTValue, TypedModel,
-};
-use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
+use tract_onnx::prelude::{Framework, InferenceModelExt, IntoRunnable, IntoTValue, TypedModel};
+use xrvlm_runtime::engine::int8_products;
 use xrvlm_train::clip::Clip;
 use xrvlm_train::export::calibrate::ActivationRange;
 use xrvlm_train::export::int8::{cosine, Int8Options};
@@ -124,22 +122,6 @@ fn optimized(path: &Path) -> TypedModel {
         .unwrap()
 }
 
-/// tract's integer products in `plan` (its `OptMatMul` nodes with an i32-accumulating kernel,
-/// tract's lowering of `MatMulInteger` and `ConvInteger`), as `(node, kernel)`.
-fn int8_matmuls(plan: &TypedModel) -> Vec<(String, String)> {
-    plan.nodes()
-        .iter()
-        .filter_map(|node| {
-            let op = node.op_as::<OptMatMul>()?;
-            let kernel = op
-                .mmm
-                .iter()
-                .find(|k| k.internal_type() == DatumType::I32)?;
-            Some((node.name.clone(), kernel.name().to_string()))
-        })
-        .collect()
-}
-
 fn run(plan: &TypedModel, x: &Tensor) -> (Vec<usize>, Vec<f32>) {
     let runnable = plan.clone().into_runnable().unwrap();
     let data = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -215,7 +197,7 @@ fn int8_graph_runs_int8_matmuls_in_tract_and_stays_close_to_fp32() {
         assert_eq!(report.layers.len(), 18);
         assert!(report.int8_layers() >= 16, "{report}");
         let plan = optimized(&path);
-        let int8 = int8_matmuls(&plan);
+        let int8 = int8_products(&plan);
         eprintln!("{name}: tract int8 matmuls: {int8:?}");
         // tract may split one product along its outputs (the stacked q, k, v become three);
         // its node names keep the ONNX node's name before the last '.'.
@@ -554,7 +536,7 @@ fn resnet_graphs_match_candle_fp32_and_run_int8_convolutions() {
     assert!(report.int8_layers() >= 20, "{report}");
     let plan = optimized(&path);
     // tract lowers ConvInteger to an im2col and a product with an i32-accumulating kernel.
-    let int8 = int8_matmuls(&plan);
+    let int8 = int8_products(&plan);
     eprintln!("resnet: tract int8 products: {}", int8.len());
     assert!(int8.len() >= report.int8_layers(), "{int8:?}");
     let min = min_image_cosine(&model, &plan, 64);
