@@ -4,9 +4,9 @@
 //!
 //! - [`reference`]: a portable implementation of every kernel, always built: the definition
 //!   every test holds the others to, and what a pass runs on where no faster kernel exists.
-//! - `x86_64` (AVX-512, AVX-512 VNNI) and `aarch64` (nothing yet: tract's own arm64 kernels
-//!   run the boards' products): each architecture's faster kernels, which [`Kernels::best`]
-//!   plugs over the reference entries once per process from the CPU's features.
+//! - `x86_64` (AVX-512, AVX-512 VNNI) and `aarch64` (NEON, SDOT): each architecture's faster
+//!   kernels, which [`Kernels::best`] plugs over the reference entries once per process from
+//!   the CPU's features.
 //! - [`packing`]: how a linear layer's weights are laid out for the int8 kernels, and the row
 //!   padding the kernels share.
 //! - [`threading`]: how a kernel splits its work over the running plan's threads.
@@ -20,11 +20,17 @@
 //! architecture (under qemu too).
 
 // Parts of these serve the architectures' kernels only, which an architecture without kernels
-// of its own (aarch64 today) leaves unused.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+// of its own leaves unused.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub mod packing;
 pub mod reference;
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub mod threading;
 
 #[cfg(test)]
@@ -64,7 +70,10 @@ impl Heads {
     }
 
     /// Multiply-accumulates of both products over every head (what threading is decided on).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     pub fn macs(&self) -> usize {
         2 * self.tokens * self.tokens * self.width * self.heads
     }
@@ -143,7 +152,10 @@ impl<F> Kernel<F> {
 
     /// A kernel of this CPU. Only the architecture folders make them, for features they
     /// have detected.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     const fn native(name: &'static str, run: F) -> Self {
         Self {
             name,

@@ -38,6 +38,9 @@ pub struct Int8Gemm {
     packed: Vec<i8>,
     /// z · Σ_k w[k, n], subtracted from every sum of column n.
     offsets: Vec<i32>,
+    /// (z − 128) · Σ_k w[k, n], subtracted from every sum of column n over s8 activations
+    /// a − 128 (what a signed-by-signed product such as aarch64's SDOT sums).
+    signed_offsets: Vec<i32>,
     scale: Vec<f32>,
     bias: Vec<f32>,
     /// z, the activations' zero point.
@@ -98,13 +101,16 @@ impl Int8Gemm {
         let blocks = n.div_ceil(BLOCK_COLS);
         let padded = blocks * BLOCK_COLS;
         let mut packed = vec![0i8; blocks * quads * QUAD * BLOCK_COLS];
-        let mut offsets = vec![0i32; padded];
+        let mut sums = vec![0i32; padded];
         for (row, weights) in w.chunks_exact(n).enumerate() {
             for (col, &v) in weights.iter().enumerate() {
                 packed[packed_index(quads, row, col)] = v;
-                offsets[col] += zero_point as i32 * v as i32;
+                sums[col] += v as i32;
             }
         }
+        // |Σ w| ≤ 128 · MAX_K = 2²¹ and |z − 128| ≤ 128: both products fit an i32.
+        let offsets = sums.iter().map(|s| zero_point as i32 * s).collect();
+        let signed_offsets = sums.iter().map(|s| (zero_point as i32 - 128) * s).collect();
         let pad = |v: &[f32]| {
             let mut p = v.to_vec();
             p.resize(padded, 0.0);
@@ -117,6 +123,7 @@ impl Int8Gemm {
             blocks,
             packed,
             offsets,
+            signed_offsets,
             scale: pad(scale),
             bias: pad(bias),
             zero_point,
@@ -172,9 +179,21 @@ impl Int8Gemm {
     }
 
     /// z · Σ_k w[k, n] per column, padded to whole blocks with zeros.
+    // Read by the kernels of one architecture (x86-64's u8 × s8 products) only.
+    #[allow(dead_code)]
     #[inline]
     pub fn offsets(&self) -> &[i32] {
         &self.offsets
+    }
+
+    /// (z − 128) · Σ_k w[k, n] per column, padded to whole blocks with zeros: with it a kernel
+    /// sums s8 activations a − 128 (a XOR 0x80) times the s8 weights and subtracts this to get
+    /// Σ (a − z) · w.
+    // Read by the kernels of one architecture (aarch64's s8 × s8 products) only.
+    #[allow(dead_code)]
+    #[inline]
+    pub fn signed_offsets(&self) -> &[i32] {
+        &self.signed_offsets
     }
 
     /// The rescale per column, padded to whole blocks with zeros.
@@ -236,6 +255,8 @@ fn check_shapes(
 
 /// `a`'s rows of `k` bytes copied into rows of `stride` bytes, zero-padded: kernels that read
 /// whole quads read no byte past a row of k not a multiple of 4.
+// Used by the kernels of one architecture (x86-64's, which read u8 activations in place) only.
+#[allow(dead_code)]
 pub fn pad_rows(a: &[u8], k: usize, stride: usize) -> Vec<u8> {
     let mut padded = vec![0u8; a.len() / k * stride];
     for (src, dst) in a.chunks_exact(k).zip(padded.chunks_exact_mut(stride)) {
@@ -260,6 +281,7 @@ mod tests {
         }
         let column_sum = |col: usize| (0..k).map(|row| w[row * n + col] as i32).sum::<i32>();
         assert_eq!(gemm.offsets()[34], 3 * column_sum(34));
+        assert_eq!(gemm.signed_offsets()[34], -125 * column_sum(34));
         assert_eq!(gemm.offsets().len(), 48);
         assert_eq!(
             pad_rows(&[1, 2, 3, 4, 5, 6], 3, 4),

@@ -1,0 +1,383 @@
+//! Multi-head attention for aarch64 CPUs, in NEON: `out_h = softmax(q_h k_hᵀ) v_h` for every
+//! head h, in f32, over the (tokens, heads, width) layout of [`Heads`]. The x86-64 kernel's
+//! plan (`x86_64/attention.rs`) on 4-lane registers.
+//!
+//! Why it exists: tract 0.23.9 runs each head's two products as general matrix products,
+//! packing both operands of each first, and the softmax as separate passes over the scores.
+//! Here each part of the heads transposes k_h once per head, then for each block of four query
+//! rows computes the scores in registers (`fmla` by element: four query values per load),
+//! turns them into probabilities in place while they are in L1 and multiplies them by v_h read
+//! in place.
+//!
+//! Precision: the same float steps as tract's softmax (subtract the row's max, exponentiate,
+//! sum, multiply by the sum's reciprocal), with an exponential accurate to about 1 ulp
+//! ([`exp`]), so the output is not tract's bits: the tests hold it to the reference kernel
+//! (the f64 definition).
+
+use std::arch::aarch64::*;
+
+use super::super::threading::{for_each_part, SharedOutput};
+use super::super::Heads;
+use super::vector_math::{exp, LANES};
+
+/// How plans name this kernel.
+pub const NAME: &str = "xrvlm_neon_attention_4x16";
+
+/// Query rows of one register tile.
+const TILE_ROWS: usize = 4;
+/// Registers of columns of one tile: 4 rows × 4 registers = 16 accumulators, with 4 registers
+/// of queries (or probabilities) and 4 of keys (or values): 24 of the 32.
+const TILE_VECTORS: usize = 4;
+
+/// `$kernel::<R, B>($tile)` for the run-time tile height `$rows` (1 to [`TILE_ROWS`]) and width
+/// `$registers` (1 to [`TILE_VECTORS`]): each shape is compiled with its sums in registers.
+macro_rules! tile_kernel {
+    ($kernel:ident, $rows:expr, $registers:expr, $tile:expr) => {
+        tile_kernel!(@rows $kernel, $rows, $registers, $tile; 1 2 3 4)
+    };
+    (@rows $kernel:ident, $rows:expr, $registers:expr, $tile:expr; $($r:literal)*) => {
+        match ($rows, $registers) {
+            $(
+                ($r, 4) => $kernel::<$r, 4>($tile),
+                ($r, 3) => $kernel::<$r, 3>($tile),
+                ($r, 2) => $kernel::<$r, 2>($tile),
+                ($r, 1) => $kernel::<$r, 1>($tile),
+            )*
+            _ => unreachable!("a tile has 1 to {TILE_ROWS} rows and 1 to 4 registers"),
+        }
+    };
+}
+
+/// `out = softmax(q kᵀ) v` per head, on the running plan's threads, one part per range of
+/// heads.
+///
+/// # Safety
+/// As [`super::super::AttentionFn`]: q, k, v and `out` hold `shape.values()` values each.
+/// (NEON is part of every aarch64 CPU.)
+pub unsafe fn attention(shape: Heads, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+    let out = SharedOutput::new(out);
+    for_each_part(shape.heads, shape.macs(), |heads| {
+        for h in heads {
+            // SAFETY: the caller guarantees the lengths; the parts have disjoint ranges of
+            // heads, and head `h` writes only its own columns of `out`.
+            unsafe { head(shape, h, q, k, v, &out) }
+        }
+    });
+}
+
+/// Four values from `at`, of which the first `n` exist (zeros past them).
+///
+/// # Safety
+/// `n` ≤ 4 values from `at` are readable.
+#[inline(always)]
+unsafe fn load(at: *const f32, n: usize) -> float32x4_t {
+    // SAFETY: the caller gives `n` readable values; four are read only when n = 4.
+    unsafe {
+        if n == LANES {
+            return vld1q_f32(at);
+        }
+        let mut lanes = [0f32; LANES];
+        std::ptr::copy_nonoverlapping(at, lanes.as_mut_ptr(), n);
+        vld1q_f32(lanes.as_ptr())
+    }
+}
+
+/// The first `n` lanes of `x` written from `at`.
+///
+/// # Safety
+/// `n` ≤ 4 values from `at` are writable.
+#[inline(always)]
+unsafe fn store(at: *mut f32, x: float32x4_t, n: usize) {
+    // SAFETY: the caller gives `n` writable values; four are written only when n = 4.
+    unsafe {
+        if n == LANES {
+            return vst1q_f32(at, x);
+        }
+        let mut lanes = [0f32; LANES];
+        vst1q_f32(lanes.as_mut_ptr(), x);
+        std::ptr::copy_nonoverlapping(lanes.as_ptr(), at, n);
+    }
+}
+
+/// One head: kᵀ once, then scores, softmax and the product with v block by block of query
+/// rows.
+///
+/// # Safety
+/// The slices hold `shape.values()` values, and so does `out`; no other thread writes head
+/// `h`'s columns of `out`.
+unsafe fn head(
+    shape: Heads,
+    h: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &SharedOutput<'_, f32>,
+) {
+    let (tokens, width, stride) = (shape.tokens, shape.width, shape.stride());
+    let padded = tokens.div_ceil(LANES) * LANES;
+    // kᵀ: width rows of `padded` keys, zero past the last token.
+    let mut kt = vec![0f32; width * padded];
+    for j in 0..tokens {
+        for (d, &x) in k[j * stride + h * width..][..width].iter().enumerate() {
+            kt[d * padded + j] = x;
+        }
+    }
+    let mut scores = vec![0f32; TILE_ROWS * padded];
+    let column = h * width;
+    let mut row = 0;
+    while row < tokens {
+        let rows = (tokens - row).min(TILE_ROWS);
+        // SAFETY: rows `row .. row + rows` < tokens of q, v and `out`, head h's columns
+        // (column + width ≤ stride); `kt` is width × padded and `scores` TILE_ROWS × padded;
+        // the output columns are this head's alone.
+        unsafe {
+            let queries = q.as_ptr().add(row * stride + column);
+            score_rows(queries, stride, width, &kt, padded, &mut scores, rows);
+            for r in 0..rows {
+                softmax(&mut scores[r * padded..][..tokens]);
+            }
+            let tile = ValueTile {
+                p: scores.as_ptr(),
+                padded,
+                tokens,
+                v: v.as_ptr().add(column),
+                stride,
+                width,
+                out: out.ptr().add(row * stride + column),
+            };
+            weigh_values(&tile, rows);
+        }
+        row += rows;
+    }
+}
+
+/// `scores[r, j] = Σ_d q[r, d] · kt[d, j]` for `rows` query rows (every `stride` values from
+/// `q`) and all `padded` columns.
+///
+/// # Safety
+/// `q` has `rows` rows of `width` values; `kt` is width × padded; `scores` holds at least
+/// rows × padded.
+unsafe fn score_rows(
+    q: *const f32,
+    stride: usize,
+    width: usize,
+    kt: &[f32],
+    padded: usize,
+    scores: &mut [f32],
+    rows: usize,
+) {
+    let registers = padded / LANES;
+    let mut first = 0;
+    while first < registers {
+        let count = (registers - first).min(TILE_VECTORS);
+        let tile = ScoreTile {
+            q,
+            stride,
+            width,
+            kt: kt[first * LANES..].as_ptr(),
+            padded,
+            scores: scores[first * LANES..].as_mut_ptr(),
+        };
+        // SAFETY: registers `first .. first + count` ≤ padded / 4 of every row of `kt` and
+        // `scores`; the caller's contract covers q.
+        unsafe { tile_kernel!(score_tile, rows, count, &tile) };
+        first += count;
+    }
+}
+
+/// Where one tile of scores reads and writes.
+struct ScoreTile {
+    /// The tile's first query row.
+    q: *const f32,
+    stride: usize,
+    width: usize,
+    /// kᵀ at the tile's first column.
+    kt: *const f32,
+    /// Row length of kᵀ and of the scores.
+    padded: usize,
+    /// The scores at the tile's first row and column.
+    scores: *mut f32,
+}
+
+/// `acc[r][b] += columns[b] · lane L of rows[r]` over a tile: keys by a query value in the
+/// scores, values by a probability in the output.
+#[inline(always)]
+fn multiply_by_lane<const R: usize, const B: usize, const L: i32>(
+    acc: &mut [[float32x4_t; B]; R],
+    rows: &[float32x4_t; R],
+    columns: &[float32x4_t; B],
+) {
+    for (acc, x) in acc.iter_mut().zip(rows) {
+        for (acc, column) in acc.iter_mut().zip(columns) {
+            // SAFETY: NEON is baseline.
+            *acc = unsafe { vfmaq_laneq_f32::<L>(*acc, *column, *x) };
+        }
+    }
+}
+
+/// `R` query rows × `B` registers of keys: the `R·B` sums stay in registers over the width,
+/// four values of each query row per load.
+///
+/// # Safety
+/// As [`score_rows`], for the tile's rows and registers.
+#[inline]
+unsafe fn score_tile<const R: usize, const B: usize>(tile: &ScoreTile) {
+    // SAFETY: NEON is baseline; row d < width of kᵀ, register b < B of the tile's columns,
+    // query row r < R and values d .. d + n ≤ width.
+    unsafe {
+        let keys = |d: usize| {
+            let mut keys = [vdupq_n_f32(0.0); B];
+            for (b, key) in keys.iter_mut().enumerate() {
+                *key = vld1q_f32(tile.kt.add(d * tile.padded + b * LANES));
+            }
+            keys
+        };
+        let mut acc = [[vdupq_n_f32(0.0); B]; R];
+        let mut d = 0;
+        while d < tile.width {
+            let n = (tile.width - d).min(LANES);
+            let mut queries = [vdupq_n_f32(0.0); R];
+            for (r, x) in queries.iter_mut().enumerate() {
+                *x = load(tile.q.add(r * tile.stride + d), n);
+            }
+            multiply_by_lane::<R, B, 0>(&mut acc, &queries, &keys(d));
+            if n > 1 {
+                multiply_by_lane::<R, B, 1>(&mut acc, &queries, &keys(d + 1));
+            }
+            if n > 2 {
+                multiply_by_lane::<R, B, 2>(&mut acc, &queries, &keys(d + 2));
+            }
+            if n > 3 {
+                multiply_by_lane::<R, B, 3>(&mut acc, &queries, &keys(d + 3));
+            }
+            d += n;
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (b, acc) in acc.iter().enumerate() {
+                vst1q_f32(tile.scores.add(r * tile.padded + b * LANES), *acc);
+            }
+        }
+    }
+}
+
+/// The row in place: `exp(x − max) / Σ exp(x − max)`.
+fn softmax(row: &mut [f32]) {
+    let whole = row.len() - row.len() % LANES;
+    let (body, rest) = row.split_at_mut(whole);
+    // SAFETY: NEON is baseline; every access is a whole register of `body` or a value of
+    // `rest`.
+    unsafe {
+        let mut max = vdupq_n_f32(f32::NEG_INFINITY);
+        for x in body.chunks_exact(LANES) {
+            max = vmaxq_f32(max, vld1q_f32(x.as_ptr()));
+        }
+        let max = rest.iter().fold(vmaxvq_f32(max), |m, &x| m.max(x));
+        let shift = vdupq_n_f32(max);
+        let mut sum = vdupq_n_f32(0.0);
+        for x in body.chunks_exact_mut(LANES) {
+            let e = exp(vsubq_f32(vld1q_f32(x.as_ptr()), shift));
+            sum = vaddq_f32(sum, e);
+            vst1q_f32(x.as_mut_ptr(), e);
+        }
+        let mut total = vaddvq_f32(sum);
+        if !rest.is_empty() {
+            let e = exp(vsubq_f32(load(rest.as_ptr(), rest.len()), shift));
+            let mut lanes = [0f32; LANES];
+            vst1q_f32(lanes.as_mut_ptr(), e);
+            rest.copy_from_slice(&lanes[..rest.len()]);
+            total += rest.iter().sum::<f32>();
+        }
+        let scale = vdupq_n_f32(total.recip());
+        for x in body.chunks_exact_mut(LANES) {
+            vst1q_f32(x.as_mut_ptr(), vmulq_f32(vld1q_f32(x.as_ptr()), scale));
+        }
+        for x in rest {
+            *x *= total.recip();
+        }
+    }
+}
+
+/// Where the product of a block of probability rows with v reads and writes.
+struct ValueTile {
+    /// The first row of probabilities.
+    p: *const f32,
+    padded: usize,
+    tokens: usize,
+    /// v at the head's first column.
+    v: *const f32,
+    stride: usize,
+    width: usize,
+    /// The output at the block's first row and the head's first column.
+    out: *mut f32,
+}
+
+/// `out[r, :] = Σ_j p[r, j] · v[j, :]` for `rows` rows of probabilities, tile by tile of
+/// output columns.
+///
+/// # Safety
+/// `v` has `tokens` rows and `out` has `rows` rows of `width` values at `stride`; `p` has
+/// `rows` rows of `padded` ≥ tokens values.
+unsafe fn weigh_values(tile: &ValueTile, rows: usize) {
+    let registers = tile.width.div_ceil(LANES);
+    let mut first = 0;
+    while first < registers {
+        let count = (registers - first).min(TILE_VECTORS);
+        let columns = (first * LANES, tile.width.min((first + count) * LANES));
+        // SAFETY: the columns lie below `width` in every row of v and `out`.
+        unsafe { tile_kernel!(value_tile, rows, count, (tile, columns)) };
+        first += count;
+    }
+}
+
+/// `R` rows × `B` registers of output columns `columns.0 .. columns.1`: the `R·B` sums stay
+/// in registers over the keys, four probabilities of each row per load.
+///
+/// # Safety
+/// As [`weigh_values`], for the tile's rows and columns.
+#[inline]
+unsafe fn value_tile<const R: usize, const B: usize>(
+    (tile, (start, end)): (&ValueTile, (usize, usize)),
+) {
+    // The values of each register that exist (the last register of an odd width has fewer).
+    let count = |b: usize| (end - start - b * LANES).min(LANES);
+    // SAFETY: NEON is baseline; row j < tokens of v and columns below `end` ≤ width; row r < R
+    // of the probabilities, columns j .. j + n ≤ tokens ≤ padded.
+    unsafe {
+        let values = |j: usize| {
+            let mut values = [vdupq_n_f32(0.0); B];
+            for (b, value) in values.iter_mut().enumerate() {
+                *value = load(tile.v.add(j * tile.stride + start + b * LANES), count(b));
+            }
+            values
+        };
+        let mut acc = [[vdupq_n_f32(0.0); B]; R];
+        let mut j = 0;
+        while j < tile.tokens {
+            let n = (tile.tokens - j).min(LANES);
+            let mut weights = [vdupq_n_f32(0.0); R];
+            for (r, w) in weights.iter_mut().enumerate() {
+                *w = load(tile.p.add(r * tile.padded + j), n);
+            }
+            multiply_by_lane::<R, B, 0>(&mut acc, &weights, &values(j));
+            if n > 1 {
+                multiply_by_lane::<R, B, 1>(&mut acc, &weights, &values(j + 1));
+            }
+            if n > 2 {
+                multiply_by_lane::<R, B, 2>(&mut acc, &weights, &values(j + 2));
+            }
+            if n > 3 {
+                multiply_by_lane::<R, B, 3>(&mut acc, &weights, &values(j + 3));
+            }
+            j += n;
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (b, acc) in acc.iter().enumerate() {
+                store(
+                    tile.out.add(r * tile.stride + start + b * LANES),
+                    *acc,
+                    count(b),
+                );
+            }
+        }
+    }
+}

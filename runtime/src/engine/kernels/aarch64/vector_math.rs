@@ -1,0 +1,130 @@
+//! Element functions on NEON registers (4 f32 lanes) shared by the aarch64 kernels: the
+//! exponential of non-positive values (the attention's softmax), the logistic sigmoid and
+//! QuickGELU `y·σ(1.702·y)`, the activation of CLIP's MLPs (the int8 kernel's epilogue). The
+//! same definitions as the x86-64 kernels' (`x86_64/vector_math.rs`), to a few ulp against f64
+//! (the tests), written with what NEON has: rounding by `frintn`, 2ⁿ built in the exponent bits.
+
+use std::arch::aarch64::*;
+
+/// f32 lanes of one register.
+pub const LANES: usize = 4;
+
+/// eˣ lane by lane for x ≤ 0 (softmax's range), to about 1 ulp: x = n·ln 2 + r with
+/// |r| ≤ ln 2 / 2 (ln 2 split in two so that n·ln 2 is exact), eʳ by its Taylor series to r⁷
+/// (remainder below 6·10⁻⁹ relative), then × 2ⁿ as two factors 2^⌊n/2⌋ · 2^(n − ⌊n/2⌋), each
+/// a normal float for every n ≥ −150, so that the subnormals and 0 below e⁻¹⁰³ come out of the
+/// last multiplication.
+#[inline]
+pub fn exp(x: float32x4_t) -> float32x4_t {
+    const LN2_HIGH: f32 = 0.693_359_4;
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    const TAYLOR: [f32; 8] = [
+        1.0 / 5040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ];
+    // SAFETY: NEON is part of every aarch64 CPU (the target's baseline).
+    unsafe {
+        // `fmax` returns NaN when either operand is NaN: a NaN score stays NaN.
+        let x = vmaxq_f32(vdupq_n_f32(-104.0), x);
+        let n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(std::f32::consts::LOG2_E)));
+        let r = vfmsq_f32(x, n, vdupq_n_f32(LN2_HIGH));
+        let r = vfmsq_f32(r, n, vdupq_n_f32(LN2_LOW));
+        let mut p = vdupq_n_f32(TAYLOR[0]);
+        for c in &TAYLOR[1..] {
+            p = vfmaq_f32(vdupq_n_f32(*c), p, r);
+        }
+        let n = vcvtq_s32_f32(n);
+        let half = vshrq_n_s32::<1>(n);
+        let power =
+            |e: int32x4_t| vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(e, vdupq_n_s32(127))));
+        vmulq_f32(vmulq_f32(p, power(half)), power(vsubq_s32(n, half)))
+    }
+}
+
+/// σ(z) = 1 / (1 + e⁻ᶻ) lane by lane, with the exponential's argument kept ≤ 0: e = e^−|z|,
+/// then σ = 1 / (1 + e) for z ≥ 0 and e / (1 + e) below. A NaN stays NaN.
+#[inline]
+pub fn sigmoid(z: float32x4_t) -> float32x4_t {
+    // SAFETY: NEON is part of every aarch64 CPU.
+    unsafe {
+        let one = vdupq_n_f32(1.0);
+        let e = exp(vnegq_f32(vabsq_f32(z)));
+        let negative = vcltzq_f32(z);
+        vdivq_f32(vbslq_f32(negative, e, one), vaddq_f32(one, e))
+    }
+}
+
+/// QuickGELU `y · σ(alpha · y)` lane by lane (CLIP's `quick_gelu` has alpha = 1.702).
+#[inline]
+pub fn quick_gelu(y: float32x4_t, alpha: float32x4_t) -> float32x4_t {
+    // SAFETY: NEON is part of every aarch64 CPU.
+    unsafe { vmulq_f32(y, sigmoid(vmulq_f32(alpha, y))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `f` over `xs`, 4 lanes at a time.
+    fn map(xs: &[f32], f: impl Fn(float32x4_t) -> float32x4_t) -> Vec<f32> {
+        let mut out = vec![0f32; xs.len()];
+        for (x, y) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            let mut lanes = [0f32; LANES];
+            lanes[..x.len()].copy_from_slice(x);
+            // SAFETY: NEON is baseline; 4 values in and out.
+            unsafe { vst1q_f32(lanes.as_mut_ptr(), f(vld1q_f32(lanes.as_ptr()))) };
+            y.copy_from_slice(&lanes[..y.len()]);
+        }
+        out
+    }
+
+    /// Ulps between `got` and the f64 value `want` rounded to f32.
+    fn ulps(got: f32, want: f64) -> u32 {
+        (want as f32).to_bits().abs_diff(got.to_bits())
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_down_to_subnormals() {
+        let xs: Vec<f32> = (0..=200_000).map(|i| -(i as f32) * 5e-4).collect();
+        let got = map(&xs, exp);
+        for (&x, &y) in xs.iter().zip(&got) {
+            let want = (x as f64).exp();
+            assert!(ulps(y, want) <= 2, "exp({x}) = {y}, want {want}");
+        }
+        let tiny = [-88.0f32, -100.0, -104.0, -150.0, f32::NEG_INFINITY];
+        let got = map(&tiny, exp);
+        for (&x, &y) in tiny.iter().zip(&got) {
+            let want = (x as f64).max(-104.0).exp();
+            assert!((y as f64 - want).abs() <= 1.5e-45, "exp({x}) = {y}");
+        }
+        assert!(map(&[f32::NAN], exp)[0].is_nan());
+    }
+
+    #[test]
+    fn sigmoid_and_quick_gelu_are_within_four_ulp() {
+        let zs: Vec<f32> = (-160_000..=160_000).map(|i| i as f32 * 6.25e-4).collect();
+        let got = map(&zs, sigmoid);
+        for (&z, &y) in zs.iter().zip(&got) {
+            let want = 1.0 / (1.0 + (-(z as f64)).exp());
+            assert!(ulps(y, want) <= 4, "σ({z}) = {y}, want {want}");
+        }
+        let alpha = 1.702f32;
+        // SAFETY: NEON is baseline.
+        let got = map(&zs, |y| quick_gelu(y, unsafe { vdupq_n_f32(alpha) }));
+        for (&y, &g) in zs.iter().zip(&got) {
+            // α·y is rounded to f32 first, as the graph's own `Mul` does.
+            let want = y as f64 / (1.0 + (-((alpha * y) as f64)).exp());
+            let close = ulps(g, want) <= 4 || (g as f64 - want).abs() < 1e-30;
+            assert!(close, "quick_gelu({y}) = {g}, want {want}");
+        }
+        let edges = map(&[f32::NAN, 200.0, -200.0, 0.0], sigmoid);
+        assert!(edges[0].is_nan());
+        assert_eq!(&edges[1..], &[1.0, 0.0, 0.5]);
+    }
+}
