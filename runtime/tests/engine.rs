@@ -216,11 +216,11 @@ const DEMO_INT8_PARTS_PINS: &[(&str, &str)] = &[
         "avx512vnni_mmm_i32_8x8+xrvlm_avx512vnni_i32_8x48",
         "92f1613c8ce97af3925e9ba33d958d139f5d3266ebf972cbfeb069a784a5accd",
     ),
-    // aarch64 with SDOT (qemu as a Cortex-A76, tools/test-all.sh): tract's kernels, none of
-    // ours. Recorded after the engine's kernel/pass split; the same bits as the x86 pin
-    // recorded before it (every int8 kernel involved is exact).
+    // aarch64 with SDOT (qemu as a Cortex-A76, tools/test-all.sh): our SDOT kernel for the
+    // linear layers (issue 16), tract's for the convolutions. The same bits as x86 (every int8
+    // kernel involved is exact; the demo has no attention or LayerNorm our passes take).
     (
-        "arm64simd_mmm_i32_8x8_dot",
+        "arm64simd_mmm_i32_8x8_dot+xrvlm_sdot_i32_4x16",
         "92f1613c8ce97af3925e9ba33d958d139f5d3266ebf972cbfeb069a784a5accd",
     ),
 ];
