@@ -82,23 +82,6 @@ unsafe fn load(at: *const f32, n: usize) -> float32x4_t {
     }
 }
 
-/// The first `n` lanes of `x` written from `at`.
-///
-/// # Safety
-/// `n` ≤ 4 values from `at` are writable.
-#[inline(always)]
-unsafe fn store(at: *mut f32, x: float32x4_t, n: usize) {
-    // SAFETY: the caller gives `n` writable values; four are written only when n = 4.
-    unsafe {
-        if n == LANES {
-            return vst1q_f32(at, x);
-        }
-        let mut lanes = [0f32; LANES];
-        vst1q_f32(lanes.as_mut_ptr(), x);
-        std::ptr::copy_nonoverlapping(lanes.as_ptr(), at, n);
-    }
-}
-
 /// One head: kᵀ once, then scores, softmax and the product with v block by block of query
 /// rows.
 ///
@@ -199,18 +182,47 @@ struct ScoreTile {
     scores: *mut f32,
 }
 
-/// `acc[r][b] += columns[b] · lane L of rows[r]` over a tile: keys by a query value in the
-/// scores, values by a probability in the output.
+/// `acc[r][b] += columns[b] · lane L of rows[r]` over a tile, the column registers loaded one
+/// at a time from `columns` (4 values apart): keys by a query value in the scores, values by a
+/// probability in the output. (Loading every column register of a step first spilled the
+/// accumulators: a third of the kernel's instructions were stack loads and stores.)
+///
+/// # Safety
+/// `B` registers of 4 values from `columns` are readable.
 #[inline(always)]
-fn multiply_by_lane<const R: usize, const B: usize, const L: i32>(
+unsafe fn fma_by_lane<const R: usize, const B: usize, const L: i32>(
     acc: &mut [[float32x4_t; B]; R],
     rows: &[float32x4_t; R],
-    columns: &[float32x4_t; B],
+    columns: *const f32,
 ) {
-    for (acc, x) in acc.iter_mut().zip(rows) {
-        for (acc, column) in acc.iter_mut().zip(columns) {
-            // SAFETY: NEON is baseline.
-            *acc = unsafe { vfmaq_laneq_f32::<L>(*acc, *column, *x) };
+    for b in 0..B {
+        // SAFETY: the caller gives B readable registers from `columns`; NEON is baseline.
+        unsafe {
+            let column = vld1q_f32(columns.add(b * LANES));
+            for (acc, x) in acc.iter_mut().zip(rows) {
+                acc[b] = vfmaq_laneq_f32::<L>(acc[b], column, *x);
+            }
+        }
+    }
+}
+
+/// `acc[r][b] += columns[b] · xs[r]`: one step with a value per row (the tails).
+///
+/// # Safety
+/// `B` registers of 4 values from `columns` are readable.
+#[inline(always)]
+unsafe fn fma_by_value<const R: usize, const B: usize>(
+    acc: &mut [[float32x4_t; B]; R],
+    xs: &[f32; R],
+    columns: *const f32,
+) {
+    for b in 0..B {
+        // SAFETY: the caller gives B readable registers from `columns`; NEON is baseline.
+        unsafe {
+            let column = vld1q_f32(columns.add(b * LANES));
+            for (acc, x) in acc.iter_mut().zip(xs) {
+                acc[b] = vfmaq_n_f32(acc[b], column, *x);
+            }
         }
     }
 }
@@ -222,35 +234,28 @@ fn multiply_by_lane<const R: usize, const B: usize, const L: i32>(
 /// As [`score_rows`], for the tile's rows and registers.
 #[inline]
 unsafe fn score_tile<const R: usize, const B: usize>(tile: &ScoreTile) {
-    // SAFETY: NEON is baseline; row d < width of kᵀ, register b < B of the tile's columns,
-    // query row r < R and values d .. d + n ≤ width.
+    let key_row = |d: usize| tile.kt.wrapping_add(d * tile.padded);
+    let query = |r: usize, d: usize| tile.q.wrapping_add(r * tile.stride + d);
+    // SAFETY: NEON is baseline; every row d < width of kᵀ has B registers from the tile's
+    // column; query row r < R has values d .. d + 4 ≤ width (d < width in the tail).
     unsafe {
-        let keys = |d: usize| {
-            let mut keys = [vdupq_n_f32(0.0); B];
-            for (b, key) in keys.iter_mut().enumerate() {
-                *key = vld1q_f32(tile.kt.add(d * tile.padded + b * LANES));
-            }
-            keys
-        };
         let mut acc = [[vdupq_n_f32(0.0); B]; R];
         let mut d = 0;
-        while d < tile.width {
-            let n = (tile.width - d).min(LANES);
+        while d + LANES <= tile.width {
             let mut queries = [vdupq_n_f32(0.0); R];
             for (r, x) in queries.iter_mut().enumerate() {
-                *x = load(tile.q.add(r * tile.stride + d), n);
+                *x = vld1q_f32(query(r, d));
             }
-            multiply_by_lane::<R, B, 0>(&mut acc, &queries, &keys(d));
-            if n > 1 {
-                multiply_by_lane::<R, B, 1>(&mut acc, &queries, &keys(d + 1));
-            }
-            if n > 2 {
-                multiply_by_lane::<R, B, 2>(&mut acc, &queries, &keys(d + 2));
-            }
-            if n > 3 {
-                multiply_by_lane::<R, B, 3>(&mut acc, &queries, &keys(d + 3));
-            }
-            d += n;
+            fma_by_lane::<R, B, 0>(&mut acc, &queries, key_row(d));
+            fma_by_lane::<R, B, 1>(&mut acc, &queries, key_row(d + 1));
+            fma_by_lane::<R, B, 2>(&mut acc, &queries, key_row(d + 2));
+            fma_by_lane::<R, B, 3>(&mut acc, &queries, key_row(d + 3));
+            d += LANES;
+        }
+        while d < tile.width {
+            let xs: [f32; R] = std::array::from_fn(|r| *query(r, d));
+            fma_by_value::<R, B>(&mut acc, &xs, key_row(d));
+            d += 1;
         }
         for (r, acc) in acc.iter().enumerate() {
             for (b, acc) in acc.iter().enumerate() {
@@ -312,71 +317,68 @@ struct ValueTile {
 }
 
 /// `out[r, :] = Σ_j p[r, j] · v[j, :]` for `rows` rows of probabilities, tile by tile of
-/// output columns.
+/// whole registers of output columns, then the columns past the last whole register (a width
+/// not a multiple of 4; CLIP's heads are 64 wide) one by one.
 ///
 /// # Safety
 /// `v` has `tokens` rows and `out` has `rows` rows of `width` values at `stride`; `p` has
 /// `rows` rows of `padded` ≥ tokens values.
 unsafe fn weigh_values(tile: &ValueTile, rows: usize) {
-    let registers = tile.width.div_ceil(LANES);
+    let registers = tile.width / LANES;
     let mut first = 0;
     while first < registers {
         let count = (registers - first).min(TILE_VECTORS);
-        let columns = (first * LANES, tile.width.min((first + count) * LANES));
-        // SAFETY: the columns lie below `width` in every row of v and `out`.
-        unsafe { tile_kernel!(value_tile, rows, count, (tile, columns)) };
+        // SAFETY: registers `first .. first + count` lie below `width` in every row of v and
+        // `out`.
+        unsafe { tile_kernel!(value_tile, rows, count, (tile, first * LANES)) };
         first += count;
+    }
+    for r in 0..rows {
+        for c in registers * LANES..tile.width {
+            // SAFETY: row r < rows of p and `out`, column c < width of v and `out`.
+            unsafe {
+                let y = (0..tile.tokens).fold(0f32, |y, j| {
+                    (*tile.p.add(r * tile.padded + j)).mul_add(*tile.v.add(j * tile.stride + c), y)
+                });
+                *tile.out.add(r * tile.stride + c) = y;
+            }
+        }
     }
 }
 
-/// `R` rows × `B` registers of output columns `columns.0 .. columns.1`: the `R·B` sums stay
-/// in registers over the keys, four probabilities of each row per load.
+/// `R` rows × `B` registers of output columns from column `start`: the `R·B` sums stay in
+/// registers over the keys, four probabilities of each row per load.
 ///
 /// # Safety
-/// As [`weigh_values`], for the tile's rows and columns.
+/// As [`weigh_values`], for the tile's rows and the B registers from `start`.
 #[inline]
-unsafe fn value_tile<const R: usize, const B: usize>(
-    (tile, (start, end)): (&ValueTile, (usize, usize)),
-) {
-    // The values of each register that exist (the last register of an odd width has fewer).
-    let count = |b: usize| (end - start - b * LANES).min(LANES);
-    // SAFETY: NEON is baseline; row j < tokens of v and columns below `end` ≤ width; row r < R
-    // of the probabilities, columns j .. j + n ≤ tokens ≤ padded.
+unsafe fn value_tile<const R: usize, const B: usize>((tile, start): (&ValueTile, usize)) {
+    let value_row = |j: usize| tile.v.wrapping_add(j * tile.stride + start);
+    let probabilities = |r: usize, j: usize| tile.p.wrapping_add(r * tile.padded + j);
+    // SAFETY: NEON is baseline; row j < tokens of v has B registers from `start`; probability
+    // row r < R has values j .. j + 4 ≤ padded (j < tokens in the tail).
     unsafe {
-        let values = |j: usize| {
-            let mut values = [vdupq_n_f32(0.0); B];
-            for (b, value) in values.iter_mut().enumerate() {
-                *value = load(tile.v.add(j * tile.stride + start + b * LANES), count(b));
-            }
-            values
-        };
         let mut acc = [[vdupq_n_f32(0.0); B]; R];
         let mut j = 0;
-        while j < tile.tokens {
-            let n = (tile.tokens - j).min(LANES);
+        while j + LANES <= tile.tokens {
             let mut weights = [vdupq_n_f32(0.0); R];
             for (r, w) in weights.iter_mut().enumerate() {
-                *w = load(tile.p.add(r * tile.padded + j), n);
+                *w = vld1q_f32(probabilities(r, j));
             }
-            multiply_by_lane::<R, B, 0>(&mut acc, &weights, &values(j));
-            if n > 1 {
-                multiply_by_lane::<R, B, 1>(&mut acc, &weights, &values(j + 1));
-            }
-            if n > 2 {
-                multiply_by_lane::<R, B, 2>(&mut acc, &weights, &values(j + 2));
-            }
-            if n > 3 {
-                multiply_by_lane::<R, B, 3>(&mut acc, &weights, &values(j + 3));
-            }
-            j += n;
+            fma_by_lane::<R, B, 0>(&mut acc, &weights, value_row(j));
+            fma_by_lane::<R, B, 1>(&mut acc, &weights, value_row(j + 1));
+            fma_by_lane::<R, B, 2>(&mut acc, &weights, value_row(j + 2));
+            fma_by_lane::<R, B, 3>(&mut acc, &weights, value_row(j + 3));
+            j += LANES;
+        }
+        while j < tile.tokens {
+            let ps: [f32; R] = std::array::from_fn(|r| *probabilities(r, j));
+            fma_by_value::<R, B>(&mut acc, &ps, value_row(j));
+            j += 1;
         }
         for (r, acc) in acc.iter().enumerate() {
             for (b, acc) in acc.iter().enumerate() {
-                store(
-                    tile.out.add(r * tile.stride + start + b * LANES),
-                    *acc,
-                    count(b),
-                );
+                vst1q_f32(tile.out.add(r * tile.stride + start + b * LANES), *acc);
             }
         }
     }
