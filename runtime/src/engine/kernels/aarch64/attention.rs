@@ -65,23 +65,6 @@ pub unsafe fn attention(shape: Heads, q: &[f32], k: &[f32], v: &[f32], out: &mut
     });
 }
 
-/// Four values from `at`, of which the first `n` exist (zeros past them).
-///
-/// # Safety
-/// `n` ≤ 4 values from `at` are readable.
-#[inline(always)]
-unsafe fn load(at: *const f32, n: usize) -> float32x4_t {
-    // SAFETY: the caller gives `n` readable values; four are read only when n = 4.
-    unsafe {
-        if n == LANES {
-            return vld1q_f32(at);
-        }
-        let mut lanes = [0f32; LANES];
-        std::ptr::copy_nonoverlapping(at, lanes.as_mut_ptr(), n);
-        vld1q_f32(lanes.as_ptr())
-    }
-}
-
 /// One head: kᵀ once, then scores, softmax and the product with v block by block of query
 /// rows.
 ///
@@ -267,10 +250,28 @@ unsafe fn score_tile<const R: usize, const B: usize>(tile: &ScoreTile) {
 
 /// The row in place: `exp(x − max) / Σ exp(x − max)`.
 fn softmax(row: &mut [f32]) {
+    let scale = exponentiate(row).recip();
     let whole = row.len() - row.len() % LANES;
     let (body, rest) = row.split_at_mut(whole);
-    // SAFETY: NEON is baseline; every access is a whole register of `body` or a value of
-    // `rest`.
+    for x in body.chunks_exact_mut(LANES) {
+        // SAFETY: NEON is baseline; four values of the row.
+        unsafe {
+            vst1q_f32(
+                x.as_mut_ptr(),
+                vmulq_f32(vld1q_f32(x.as_ptr()), vdupq_n_f32(scale)),
+            )
+        };
+    }
+    for x in rest {
+        *x *= scale;
+    }
+}
+
+/// The row in place: `exp(x − max)`, the softmax before its scaling; returns their sum.
+pub(super) fn exponentiate(row: &mut [f32]) -> f32 {
+    let whole = row.len() - row.len() % LANES;
+    let (body, rest) = row.split_at_mut(whole);
+    // SAFETY: NEON is baseline; every access is a whole register of `body`.
     unsafe {
         let mut max = vdupq_n_f32(f32::NEG_INFINITY);
         for x in body.chunks_exact(LANES) {
@@ -284,21 +285,11 @@ fn softmax(row: &mut [f32]) {
             sum = vaddq_f32(sum, e);
             vst1q_f32(x.as_mut_ptr(), e);
         }
-        let mut total = vaddvq_f32(sum);
-        if !rest.is_empty() {
-            let e = exp(vsubq_f32(load(rest.as_ptr(), rest.len()), shift));
-            let mut lanes = [0f32; LANES];
-            vst1q_f32(lanes.as_mut_ptr(), e);
-            rest.copy_from_slice(&lanes[..rest.len()]);
-            total += rest.iter().sum::<f32>();
-        }
-        let scale = vdupq_n_f32(total.recip());
-        for x in body.chunks_exact_mut(LANES) {
-            vst1q_f32(x.as_mut_ptr(), vmulq_f32(vld1q_f32(x.as_ptr()), scale));
-        }
-        for x in rest {
-            *x *= total.recip();
-        }
+        // The last values past whole registers (at most three) by the library's exp.
+        rest.iter_mut().fold(vaddvq_f32(sum), |total, x| {
+            *x = (*x - max).exp();
+            total + *x
+        })
     }
 }
 
