@@ -11,8 +11,13 @@
 //!   exponential and sigmoid are coarser approximations, its sums run in another order).
 //! - `f16` converts `visual.onnx` to f16 at load (tract's float precision translator). It is
 //!   offered only where tract has fp16 arithmetic kernels, i.e. ARMv8.2 CPUs with FEAT_FP16
-//!   (`asimdhp`: Jetson Orin, Raspberry Pi 5); elsewhere loading it is an error that says so,
-//!   rather than a silently slow emulation.
+//!   (Jetson Orin, Raspberry Pi 5), as the auxiliary vector reports it ([`cpu_features`], which
+//!   also tells tract); elsewhere loading it is an error that says so, rather than a silently
+//!   slow emulation.
+//!
+//! A plan is built from an [`ImageModel`], the bytes of the bundle's file read once and checked
+//! against the manifest's SHA-256 ([`Bundle::image_model`]): the model that runs is the model
+//! that was verified.
 //!
 //! Every plan is optimized for one image per run (the batch axis fixed to 1 before tract
 //! optimizes): a camera classifies frame by frame, and with the batch axis left symbolic tract
@@ -33,6 +38,7 @@
 //! - [`kernels`]: what the passes' ops compute: the portable reference kernels, each
 //!   architecture's faster ones, and the one table of them a process uses.
 //! - [`profile`]: per-operation times of a plan (`xrvlm bench --profile`).
+//! - [`cpu_features`]: what the CPU offers beyond the baseline (fp16), and what tract is told.
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -47,7 +53,7 @@ use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 use tract_onnx::tract_core::transform::ModelTransform;
 
 use crate::bundle::manifest::ModelPrecision;
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, BundleError, ImageModel};
 use passes::Passes;
 
 /// The name of our int8 linear layer op in a plan ([`passes::linear`]).
@@ -85,7 +91,7 @@ impl Precision {
     /// Whether this CPU can run the precision (only `f16` depends on the CPU).
     pub fn is_available(&self) -> bool {
         match self {
-            Precision::F16 => tract_linalg::has_fp16(),
+            Precision::F16 => cpu_features::features().fp16,
             Precision::Fp32 | Precision::Int8 => true,
         }
     }
@@ -136,10 +142,13 @@ pub enum EngineError {
     },
     /// f16 asked for on a CPU without fp16 arithmetic.
     #[error(
-        "--precision f16 needs a CPU with fp16 arithmetic (ARMv8.2 FEAT_FP16, `asimdhp` in \
-         /proc/cpuinfo), which this one lacks; use fp32 or int8"
+        "--precision f16 needs a CPU with fp16 arithmetic (ARMv8.2 FEAT_FP16, `fphp asimdhp` \
+         in the auxiliary vector's hardware capabilities), which this one lacks; use fp32 or int8"
     )]
     F16Unavailable,
+    /// The image model's file is missing, unreadable or not what the manifest records.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
     /// tract could not load or optimize the model.
     #[error("{}: tract cannot load the model: {message}", file.display())]
     Load {
@@ -229,27 +238,24 @@ impl Plan {
     }
 
     /// Loads and optimizes the bundle's image model for `options` ([`Plan::from_onnx`] on the
-    /// bundle's file for the precision).
+    /// bundle's file for the precision, read and verified by [`Bundle::image_model`]).
     pub fn load(bundle: &Bundle, options: PlanOptions) -> Result<Self, EngineError> {
         let precision = options.precision;
-        let file =
+        check_available(precision)?;
+        let model: ImageModel =
             bundle
-                .visual_path(precision.source())
+                .image_model(precision.source())
                 .ok_or_else(|| EngineError::NotInBundle {
                     dir: bundle.dir().to_path_buf(),
                     precision,
                     needed: precision.source(),
-                })?;
-        let onnx = std::fs::read(&file).map_err(|e| EngineError::Load {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+                })??;
         let shape = ModelShape {
             image_size: bundle.manifest().backbone.image_size as usize,
             parts: bundle.dims().parts(),
             embed: bundle.dims().embed(),
         };
-        Self::from_onnx(&file, &onnx, shape, options)
+        Self::from_onnx(model.path(), model.bytes(), shape, options)
     }
 
     /// The plan the device runs for the ONNX image model `onnx` (called `name` in errors): the
@@ -262,9 +268,7 @@ impl Plan {
         shape: ModelShape,
         options: PlanOptions,
     ) -> Result<Self, EngineError> {
-        if !options.precision.is_available() {
-            return Err(EngineError::F16Unavailable);
-        }
+        check_available(options.precision)?;
         let executor = executor(options);
         let runnable =
             build(onnx, shape.image_size, options, &executor).map_err(|e| EngineError::Load {
@@ -353,6 +357,15 @@ impl Plan {
     }
 }
 
+/// Refuses a precision this CPU cannot run ([`Precision::is_available`]).
+fn check_available(precision: Precision) -> Result<(), EngineError> {
+    if precision.is_available() {
+        Ok(())
+    } else {
+        Err(EngineError::F16Unavailable)
+    }
+}
+
 /// The integer matrix products of an optimized tract model (none for a float one), as
 /// `(node, kernel)`: tract's kernels, e.g. `arm64simd_mmm_i32_8x8_dot` where the CPU has SDOT
 /// (tract's lowering of `MatMulInteger` and `ConvInteger`), and ours ([`INT8_LINEAR_KERNEL`])
@@ -363,18 +376,22 @@ pub fn int8_products(model: &TypedModel) -> Vec<(String, String)> {
         let op = node.op_as::<passes::linear::Int8Linear>()?;
         Some((node.name.clone(), op.kernel_name().to_string()))
     });
-    nodes
-        .iter()
-        .filter_map(|node| {
-            let op = node.op_as::<OptMatMul>()?;
-            let kernel = op
-                .mmm
-                .iter()
-                .find(|kernel| kernel.internal_type() == DatumType::I32)?;
-            Some((node.name.clone(), kernel.name().to_string()))
-        })
-        .chain(ours)
-        .collect()
+    tract_products(model, DatumType::I32).chain(ours).collect()
+}
+
+/// tract's matrix products of `model` that accumulate in `internal`, as `(node, kernel)`.
+fn tract_products(
+    model: &TypedModel,
+    internal: DatumType,
+) -> impl Iterator<Item = (String, String)> + '_ {
+    model.nodes().iter().filter_map(move |node| {
+        let op = node.op_as::<OptMatMul>()?;
+        let kernel = op
+            .mmm
+            .iter()
+            .find(|kernel| kernel.internal_type() == internal)?;
+        Some((node.name.clone(), kernel.name().to_string()))
+    })
 }
 
 /// ONNX bytes → optimized model ([`optimized`]) → runnable on `executor`.
@@ -399,6 +416,8 @@ fn optimized_with(
     options: PlanOptions,
     passes: Passes,
 ) -> TractResult<TypedModel> {
+    // Before tract's kernels are first used: it probes its instruction sets once.
+    cpu_features::features();
     let mut model = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])?
         .with_input_fact(0, f32::fact([1, 3, image_size, image_size]).into())?
@@ -459,6 +478,7 @@ fn tiny_plan(
         embed: model.embed,
     }
 }
+mod cpu_features;
 mod kernels;
 mod passes;
 pub use profile::{OpTime, Profile};

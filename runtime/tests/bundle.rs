@@ -1,16 +1,19 @@
 //! `Bundle::open` accepts a valid bundle and refuses every kind of damage with an error that
-//! names the file and the problem.
+//! names the file and the problem; damage inside an image model is refused when that model is
+//! loaded to run (`Plan::load`) and by `Bundle::verify_image_models`.
 
 use crate::common;
 
 use std::fs;
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use common::bundle_writer::{refresh_digest, safetensors_bytes, write_bundle, Spec};
 use common::onnx_model::TinyModel;
 use common::weights::random_weights;
-use xrvlm_runtime::bundle::manifest::ModelPrecision;
+use xrvlm_runtime::bundle::manifest::{FileRole, ModelPrecision};
 use xrvlm_runtime::bundle::{Bundle, BundleError};
+use xrvlm_runtime::engine::{EngineError, Plan, PlanOptions, Precision};
 
 fn fresh(dir: &Path) {
     write_bundle(dir, &Spec::small(), 11);
@@ -34,25 +37,45 @@ fn a_valid_bundle_opens_with_its_sizes_weights_and_golden_entries() {
     assert_eq!(bundle.manifest().labels().next(), Some("wren"));
 }
 
-#[test]
-fn one_flipped_byte_in_any_listed_file_is_a_digest_mismatch_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    fresh(dir.path());
-    let files: Vec<String> = Bundle::open(dir.path())
+/// Flips one bit in the middle of `path` (inside the weights, for an image model) and returns
+/// the original bytes.
+fn flip_middle_byte(path: &Path) -> Vec<u8> {
+    let original = fs::read(path).unwrap();
+    let mut damaged = original.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x01;
+    fs::write(path, &damaged).unwrap();
+    original
+}
+
+fn listed(dir: &Path, image_models: bool) -> Vec<String> {
+    Bundle::open(dir)
         .unwrap()
         .manifest()
         .files
         .iter()
+        .filter(|f| (f.role == FileRole::Visual) == image_models)
         .map(|f| f.path.clone())
-        .collect();
-    assert_eq!(files.len(), 6);
+        .collect()
+}
+
+fn plan(bundle: &Bundle, precision: Precision) -> Result<Plan, EngineError> {
+    let options = PlanOptions {
+        precision,
+        threads: NonZeroUsize::MIN,
+    };
+    Plan::load(bundle, options)
+}
+
+#[test]
+fn one_flipped_byte_in_any_listed_file_but_an_image_model_is_a_digest_mismatch_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fresh(dir.path());
+    let files = listed(dir.path(), false);
+    assert_eq!(files.len(), 4);
     for file in files {
         let path = dir.path().join(&file);
-        let original = fs::read(&path).unwrap();
-        let mut damaged = original.clone();
-        let middle = damaged.len() / 2;
-        damaged[middle] ^= 0x01;
-        fs::write(&path, &damaged).unwrap();
+        let original = flip_middle_byte(&path);
         let (err, message) = open_error(dir.path());
         assert!(
             matches!(err, BundleError::DigestMismatch { .. }),
@@ -63,6 +86,43 @@ fn one_flipped_byte_in_any_listed_file_is_a_digest_mismatch_naming_it() {
         fs::write(&path, &original).unwrap();
     }
     Bundle::open(dir.path()).expect("restored bundle opens again");
+}
+
+/// Only the image model that runs is hashed, when it is read to be run: a flipped byte in it
+/// refuses its plan (and `verify_image_models`, which `xrvlm info` runs), while the plan of
+/// the other, undamaged-by-use model still loads.
+#[test]
+fn one_flipped_byte_in_an_image_model_refuses_the_plan_that_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fresh(dir.path());
+    assert_eq!(
+        listed(dir.path(), true),
+        ["visual.onnx", "visual.int8.onnx"]
+    );
+    for (file, runs_it, other) in [
+        ("visual.onnx", Precision::Fp32, Precision::Int8),
+        ("visual.int8.onnx", Precision::Int8, Precision::Fp32),
+    ] {
+        let path = dir.path().join(file);
+        let original = flip_middle_byte(&path);
+        let bundle = Bundle::open(dir.path()).expect("the image models' content is checked later");
+        let err = plan(&bundle, runs_it).expect_err("the damaged model must not run");
+        let message = err.to_string();
+        assert!(
+            matches!(err, EngineError::Bundle(BundleError::DigestMismatch { .. })),
+            "{file}: {message}"
+        );
+        assert!(
+            message.contains(&format!("{file}: sha256 mismatch")),
+            "{message}"
+        );
+        let err = bundle.verify_image_models().unwrap_err();
+        assert!(matches!(err, BundleError::DigestMismatch { .. }), "{err}");
+        assert!(err.to_string().contains(file), "{err}");
+        plan(&bundle, other).expect("the other model is not read");
+        fs::write(&path, &original).unwrap();
+        plan(&bundle, runs_it).expect("the restored model runs");
+    }
 }
 
 #[test]

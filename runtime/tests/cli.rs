@@ -1,5 +1,6 @@
 //! The `xrvlm` binary end to end: classify over folders in every format, failures recorded
-//! with exit code 2, `--resume`, `info` and `bench`.
+//! with exit code 2, `--resume`, `info` and `bench`, a damaged image model, and where f16 is
+//! offered.
 
 use crate::common;
 
@@ -341,5 +342,87 @@ fn bench_reports_every_stage_and_peak_memory() {
         "peak memory",
     ] {
         assert!(text.contains(stage), "{stage} missing from:\n{text}");
+    }
+}
+
+/// Flips one bit in the middle of `path`.
+fn flip_middle_byte(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(path, bytes).unwrap();
+}
+
+/// Issue 16: the image model is hashed when it is read to run, not when the bundle is opened.
+/// A flipped byte in the model that runs is still refused, `info` still vouches for every
+/// file, and the other precision's model is not read at all.
+#[test]
+fn a_flipped_byte_in_the_image_model_that_runs_is_refused() {
+    let f = Fixture::new();
+    flip_middle_byte(&f.path("bundle/visual.int8.onnx"));
+    let bench = |precision: &str| {
+        xrvlm(&[
+            "bench",
+            &f.s("bundle"),
+            "--precision",
+            precision,
+            "--frames",
+            "1",
+            "--warmup",
+            "0",
+        ])
+    };
+    let refusal = "visual.int8.onnx: sha256 mismatch";
+    let out = bench("int8");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(refusal), "{}", stderr(&out));
+    let out = xrvlm(&["info", &f.s("bundle")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(refusal), "{}", stderr(&out));
+    let out = bench("fp32");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// Issue 16: f16 is offered where the auxiliary vector reports fp16 arithmetic, which qemu
+/// reports right for the CPU it emulates (tract's own test, `/proc/cpuinfo`, shows the host's).
+/// In the aarch64 leg of CI the same binary runs f16 as a Cortex-A76 (ARMv8.2 with FEAT_FP16)
+/// and refuses it as a Cortex-A53 (ARMv8.0). Run natively, the binary agrees with the library.
+#[test]
+fn f16_runs_on_a_cortex_a76_and_is_refused_on_a_cortex_a53() {
+    let f = Fixture::new();
+    let args = [
+        "bench",
+        &f.s("bundle"),
+        "--precision",
+        "f16",
+        "--frames",
+        "1",
+        "--warmup",
+        "0",
+    ];
+    let run = |command: Option<std::process::Command>| {
+        let mut command = command.unwrap_or_else(common::xrvlm);
+        command.args(args).output().expect("the xrvlm binary runs")
+    };
+    let refusal = "--precision f16 needs a CPU with fp16 arithmetic";
+    let expect = |out: &Output, runs: bool| {
+        let text = stderr(out);
+        if runs {
+            assert_eq!(out.status.code(), Some(0), "{text}");
+            assert!(String::from_utf8_lossy(&out.stdout).contains("precision f16"));
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{text}");
+            assert!(text.contains(refusal), "{text}");
+        }
+    };
+    match common::xrvlm_as_cpu("cortex-a76") {
+        Some(a76) => {
+            expect(&run(Some(a76)), true);
+            expect(&run(common::xrvlm_as_cpu("cortex-a53")), false);
+        }
+        None => expect(
+            &run(None),
+            xrvlm_runtime::engine::Precision::F16.is_available(),
+        ),
     }
 }

@@ -1,10 +1,10 @@
 //! `xrvlm bench BUNDLE`: where the time goes, on this device.
 //!
-//! Times bundle verification and plan building once, then for every frame (after warm-up)
-//! decoding, preprocessing, the image model and scoring separately, and reports the median,
-//! 10th and 90th percentiles (nearest rank) of each, plus the peak resident memory of the
-//! process (`VmHWM` in `/proc/self/status`, Linux only). Frames cycle over the given images,
-//! or the bundle's golden images.
+//! Times bundle verification and plan building (which reads and verifies the image model) once,
+//! then for every frame (after warm-up) decoding, preprocessing, the image model and scoring
+//! separately, and reports the median, 10th and 90th percentiles (nearest rank) of each, plus
+//! the peak resident memory of the process (`VmHWM` in `/proc/self/status`, Linux only). Frames
+//! cycle over the given images, or the bundle's golden images.
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};

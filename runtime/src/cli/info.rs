@@ -1,7 +1,9 @@
 //! `xrvlm info BUNDLE`: verify a bundle and print what its manifest says.
 //!
-//! Verification is [`Bundle::open`]: a bundle that fails it is reported with the file and
-//! the problem, and the exit code is 1.
+//! Verification is [`Bundle::open`] and, since `info` vouches for the whole bundle, the image
+//! models' digests too ([`Bundle::verify_image_models`], which `open` leaves to the loading of
+//! the one that runs): a bundle that fails is reported with the file and the problem, and the
+//! exit code is 1.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -22,8 +24,9 @@ pub struct InfoArgs {
 
 /// Runs `info`.
 pub fn run(args: InfoArgs) -> Result<Status> {
-    let bundle = Bundle::open(&args.bundle)
-        .with_context(|| format!("verifying bundle {}", args.bundle.display()))?;
+    let context = || format!("verifying bundle {}", args.bundle.display());
+    let bundle = Bundle::open(&args.bundle).with_context(context)?;
+    bundle.verify_image_models().with_context(context)?;
     print!("{}", summary(&bundle));
     Ok(Status::Success)
 }

@@ -11,8 +11,9 @@
 //!   padding the kernels share.
 //! - [`threading`]: how a kernel splits its work over the running plan's threads.
 //!
-//! This file is the only one of the engine that names a `target_arch`, besides the
-//! architecture folders themselves.
+//! Besides the architecture folders themselves, this file and `cpu_features.rs` (what the CPU
+//! offers and what tract is told of it) are the only ones of the crate that name a
+//! `target_arch`.
 //!
 //! A pass whose kernel is only the reference here is not applied to the plans a device runs:
 //! tract's own kernels beat a portable loop. Tests apply it anyway, with

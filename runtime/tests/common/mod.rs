@@ -25,3 +25,21 @@ pub fn xrvlm() -> std::process::Command {
         }
     }
 }
+
+/// The `xrvlm` binary under test as `cpu` runs it, where the tests start it through qemu
+/// (`XRVLM_TEST_RUNNER` = `qemu-aarch64 -cpu …`): the runner with its `-cpu` replaced. `None`
+/// where the binary runs natively.
+pub fn xrvlm_as_cpu(cpu: &str) -> Option<std::process::Command> {
+    let runner = std::env::var("XRVLM_TEST_RUNNER").unwrap_or_default();
+    let mut words: Vec<&str> = runner.split_whitespace().collect();
+    if !words.first()?.starts_with("qemu-") {
+        return None;
+    }
+    match words.iter().position(|w| *w == "-cpu") {
+        Some(i) if i + 1 < words.len() => words[i + 1] = cpu,
+        _ => words.splice(1..1, ["-cpu", cpu]).for_each(drop),
+    }
+    let mut command = std::process::Command::new(words[0]);
+    command.args(&words[1..]).arg(env!("CARGO_BIN_EXE_xrvlm"));
+    Some(command)
+}
