@@ -11,11 +11,11 @@
 //!   exponential and sigmoid are coarser approximations, its sums run in another order).
 //! - `f16` converts `visual.onnx` to f16 at load (tract's float precision translator). It is
 //!   offered only where tract has fp16 arithmetic kernels, i.e. ARMv8.2 CPUs with FEAT_FP16
-//!   (Jetson Orin, Raspberry Pi 5), as the auxiliary vector reports it ([`cpu_features`], which
+//!   (Jetson Orin, Raspberry Pi 5), as the auxiliary vector reports it (`cpu_features.rs`, which
 //!   also tells tract); elsewhere loading it is an error that says so, rather than a silently
 //!   slow emulation.
 //!
-//! A plan is built from an [`ImageModel`], the bytes of the bundle's file read once and checked
+//! A plan is built from an [`ImageModel`](crate::bundle::ImageModel), the bytes of the bundle's file read once and checked
 //! against the manifest's SHA-256 ([`Bundle::image_model`]): the model that runs is the model
 //! that was verified.
 //!
@@ -38,7 +38,7 @@
 //! - [`kernels`]: what the passes' ops compute: the portable reference kernels, each
 //!   architecture's faster ones, and the one table of them a process uses.
 //! - [`profile`]: per-operation times of a plan (`xrvlm bench --profile`).
-//! - [`cpu_features`]: what the CPU offers beyond the baseline (fp16), and what tract is told.
+//! - `cpu_features`: what the CPU offers beyond the baseline (fp16), and what tract is told.
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -53,7 +53,7 @@ use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 use tract_onnx::tract_core::transform::ModelTransform;
 
 use crate::bundle::manifest::ModelPrecision;
-use crate::bundle::{Bundle, BundleError, ImageModel};
+use crate::bundle::{Bundle, BundleError};
 use passes::Passes;
 
 /// The name of our int8 linear layer op in a plan ([`passes::linear`]).
@@ -242,7 +242,7 @@ impl Plan {
     pub fn load(bundle: &Bundle, options: PlanOptions) -> Result<Self, EngineError> {
         let precision = options.precision;
         check_available(precision)?;
-        let model: ImageModel =
+        let model =
             bundle
                 .image_model(precision.source())
                 .ok_or_else(|| EngineError::NotInBundle {

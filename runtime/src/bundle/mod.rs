@@ -14,9 +14,9 @@
 //! reads the file once, checks its size and SHA-256 against the manifest, and only then hands
 //! out its bytes as an [`ImageModel`], the only form a plan is built from. So the model that
 //! runs is hashed, the bytes hashed are the bytes that run (no second read, no window between
-//! check and use), and the model of the other precision costs nothing: hashing both image
-//! models took two thirds of a ViT-B/16 bundle's load. [`Bundle::verify_image_models`] hashes
-//! them all, for `xrvlm info`, which vouches for the whole bundle.
+//! check and use), and the model of the other precision costs nothing (`BENCHMARKS.md`, "Load
+//! time"). [`Bundle::verify_image_models`] hashes them all, for `xrvlm info`, which vouches for
+//! the whole bundle.
 
 pub mod golden;
 pub mod integrity;
