@@ -15,8 +15,8 @@
 //!   also tells tract); elsewhere loading it is an error that says so, rather than a silently
 //!   slow emulation.
 //!
-//! A plan is built from an [`ImageModel`](crate::bundle::ImageModel), the bytes of the bundle's file read once and checked
-//! against the manifest's SHA-256 ([`Bundle::image_model`]): the model that runs is the model
+//! A plan is built from an [`ImageModel`](crate::bundle::ImageModel), the bytes of the
+//! bundle's file read once and checked against the manifest's SHA-256 ([`Bundle::image_model`]): the model that runs is the model
 //! that was verified.
 //!
 //! Every plan is optimized for one image per run (the batch axis fixed to 1 before tract

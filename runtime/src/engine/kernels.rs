@@ -20,6 +20,27 @@
 //! [`Kernels::reference`], so that the passes' matching and rewriting are tested on every
 //! architecture (under qemu too).
 
+/// `$kernel::<R, B>($tile)` for the run-time tile height `$rows`, one of the literal heights
+/// listed, and width `$registers` (1 to 4 registers): each shape is compiled with its sums in
+/// registers. The attention kernels of each architecture dispatch their tiles through it (in
+/// scope in the architecture folders, declared below it).
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(unused_macros)
+)]
+macro_rules! tile_kernel {
+    ($kernel:ident, $rows:expr, $registers:expr, $tile:expr; $($r:literal)*) => {
+        match ($rows, $registers) {
+            $(
+                ($r, 4) => $kernel::<$r, 4>($tile),
+                ($r, 3) => $kernel::<$r, 3>($tile),
+                ($r, 2) => $kernel::<$r, 2>($tile),
+                ($r, 1) => $kernel::<$r, 1>($tile),
+            )*
+            (rows, registers) => unreachable!("no tile of {rows} rows and {registers} registers"),
+        }
+    };
+}
 // Parts of these serve the architectures' kernels only, which an architecture without kernels
 // of its own leaves unused.
 #[cfg_attr(
@@ -138,20 +159,8 @@ pub struct Kernel<F> {
     /// Whether this is the CPU's own code rather than the portable reference. The passes
     /// whose point is speed are applied to a device's plan only with native kernels.
     pub native: bool,
-    /// Whether it computes in half precision (f16), to [`HALF_TOLERANCE_PER_SCORE`] of the definition
-    /// rather than the f32 kernels' few ulp.
-    pub half: bool,
     run: F,
 }
-
-/// How far an attention in half precision may be from the f64 definition, per unit of the
-/// largest |score| and of the largest |v|: q, k, v and the probabilities are rounded to f16
-/// (relative 2⁻¹²), so a score's error grows with the score. Measured on the kernel tests'
-/// shapes: at most 7.6·10⁻⁴ with scores of ±8 (9.5·10⁻⁵ per unit) and 2.9·10⁻² with ±400. The
-/// int8 layers before the attention already move q, k and v by more (8-bit activations, steps
-/// of 1/255 of a tensor's range), and the int8 plans' agreement is tested end to end.
-#[cfg_attr(not(test), allow(dead_code))]
-pub const HALF_TOLERANCE_PER_SCORE: f32 = 1.5e-4;
 
 impl<F> Kernel<F> {
     /// A portable kernel.
@@ -159,7 +168,6 @@ impl<F> Kernel<F> {
         Self {
             name,
             native: false,
-            half: false,
             run,
         }
     }
@@ -174,18 +182,6 @@ impl<F> Kernel<F> {
         Self {
             name,
             native: true,
-            half: false,
-            run,
-        }
-    }
-
-    /// A kernel of this CPU in half precision (none is in a table today: see `aarch64.rs`).
-    #[allow(dead_code)]
-    const fn native_half(name: &'static str, run: F) -> Self {
-        Self {
-            name,
-            native: true,
-            half: true,
             run,
         }
     }
@@ -228,20 +224,15 @@ impl Kernels {
         })
     }
 
-    /// Every table this CPU runs: the reference, [`Self::best`] where it differs, and the
-    /// tables of native kernels the best one passes over on this CPU (on an aarch64 CPU with
-    /// f16 arithmetic, the f32 attention that CPUs without it run). Tests run each kernel of
-    /// each and compare the native ones with the reference.
+    /// Every table this CPU runs: the reference, then [`Self::best`] where it differs. Tests
+    /// run each kernel of each and compare the native ones with the reference.
     #[cfg(test)]
     pub fn all_here() -> Vec<&'static Kernels> {
-        static ALL: OnceLock<Vec<Kernels>> = OnceLock::new();
-        let all = ALL.get_or_init(|| {
-            let mut all = vec![REFERENCE, *Self::best()];
-            all.extend(passed_over(Self::best()));
-            all.dedup_by(|a, b| a == b);
-            all
-        });
-        all.iter().collect()
+        let best = Self::best();
+        match best.names() == REFERENCE.names() {
+            true => vec![&REFERENCE],
+            false => vec![&REFERENCE, best],
+        }
     }
 
     /// The int8 product kernel.
@@ -347,18 +338,6 @@ impl PartialEq for Kernels {
 }
 
 impl Eq for Kernels {}
-
-/// The tables of native kernels that `best` passes over on this CPU (tests run them too).
-#[cfg(test)]
-fn passed_over(best: &Kernels) -> Vec<Kernels> {
-    #[cfg(target_arch = "aarch64")]
-    return aarch64::passed_over(best);
-    #[cfg(not(target_arch = "aarch64"))]
-    {
-        let _ = best;
-        vec![]
-    }
-}
 
 /// This architecture's kernels over the reference entries, where the CPU has their features.
 fn plug(kernels: &mut Kernels) {

@@ -37,14 +37,9 @@ impl Op for Attention {
             heads,
             width,
         } = self.shape;
-        let kernel = self.kernels.attention_kernel();
-        let arithmetic = match kernel.half {
-            true => "products in f16, softmax in f32",
-            false => "f32",
-        };
         Ok(vec![format!(
-            "{tokens} tokens, {heads} heads of {width}, {arithmetic}, {}",
-            kernel.name
+            "{tokens} tokens, {heads} heads of {width}, f32, {}",
+            self.kernels.attention_kernel().name
         )])
     }
 

@@ -29,25 +29,6 @@ const TILE_ROWS: usize = 4;
 /// of queries (or probabilities) and 4 of keys (or values): 24 of the 32.
 const TILE_VECTORS: usize = 4;
 
-/// `$kernel::<R, B>($tile)` for the run-time tile height `$rows` (1 to [`TILE_ROWS`]) and width
-/// `$registers` (1 to [`TILE_VECTORS`]): each shape is compiled with its sums in registers.
-macro_rules! tile_kernel {
-    ($kernel:ident, $rows:expr, $registers:expr, $tile:expr) => {
-        tile_kernel!(@rows $kernel, $rows, $registers, $tile; 1 2 3 4)
-    };
-    (@rows $kernel:ident, $rows:expr, $registers:expr, $tile:expr; $($r:literal)*) => {
-        match ($rows, $registers) {
-            $(
-                ($r, 4) => $kernel::<$r, 4>($tile),
-                ($r, 3) => $kernel::<$r, 3>($tile),
-                ($r, 2) => $kernel::<$r, 2>($tile),
-                ($r, 1) => $kernel::<$r, 1>($tile),
-            )*
-            _ => unreachable!("a tile has 1 to {TILE_ROWS} rows and 1 to 4 registers"),
-        }
-    };
-}
-
 /// `out = softmax(q kᵀ) v` per head, on the running plan's threads, one part per range of
 /// heads.
 ///
@@ -146,7 +127,7 @@ unsafe fn score_rows(
         };
         // SAFETY: registers `first .. first + count` ≤ padded / 4 of every row of `kt` and
         // `scores`; the caller's contract covers q.
-        unsafe { tile_kernel!(score_tile, rows, count, &tile) };
+        unsafe { tile_kernel!(score_tile, rows, count, &tile; 1 2 3 4) };
         first += count;
     }
 }
@@ -268,7 +249,7 @@ fn softmax(row: &mut [f32]) {
 }
 
 /// The row in place: `exp(x − max)`, the softmax before its scaling; returns their sum.
-pub(super) fn exponentiate(row: &mut [f32]) -> f32 {
+fn exponentiate(row: &mut [f32]) -> f32 {
     let whole = row.len() - row.len() % LANES;
     let (body, rest) = row.split_at_mut(whole);
     // SAFETY: NEON is baseline; every access is a whole register of `body`.
@@ -321,7 +302,7 @@ unsafe fn weigh_values(tile: &ValueTile, rows: usize) {
         let count = (registers - first).min(TILE_VECTORS);
         // SAFETY: registers `first .. first + count` lie below `width` in every row of v and
         // `out`.
-        unsafe { tile_kernel!(value_tile, rows, count, (tile, first * LANES)) };
+        unsafe { tile_kernel!(value_tile, rows, count, (tile, first * LANES); 1 2 3 4) };
         first += count;
     }
     for r in 0..rows {

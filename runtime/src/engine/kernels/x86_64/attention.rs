@@ -27,25 +27,6 @@ const TILE_ROWS: usize = 6;
 /// Registers of columns of one tile: 6 rows × 4 registers = 24 accumulators of the 32.
 const TILE_VECTORS: usize = 4;
 
-/// `$kernel::<R, B>($tile)` for the run-time tile height `$rows` (1 to [`TILE_ROWS`]) and width
-/// `$registers` (1 to [`TILE_VECTORS`]): each shape is compiled with its sums in registers.
-macro_rules! tile_kernel {
-    ($kernel:ident, $rows:expr, $registers:expr, $tile:expr) => {
-        tile_kernel!(@rows $kernel, $rows, $registers, $tile; 1 2 3 4 5 6)
-    };
-    (@rows $kernel:ident, $rows:expr, $registers:expr, $tile:expr; $($r:literal)*) => {
-        match ($rows, $registers) {
-            $(
-                ($r, 4) => $kernel::<$r, 4>($tile),
-                ($r, 3) => $kernel::<$r, 3>($tile),
-                ($r, 2) => $kernel::<$r, 2>($tile),
-                ($r, 1) => $kernel::<$r, 1>($tile),
-            )*
-            _ => unreachable!("a tile has 1 to {TILE_ROWS} rows and 1 to 4 registers"),
-        }
-    };
-}
-
 /// Whether this CPU runs the kernel (AVX-512 F).
 pub fn available() -> bool {
     is_x86_feature_detected!("avx512f")
@@ -151,7 +132,7 @@ unsafe fn score_rows(
         };
         // SAFETY: registers `first .. first + count` ≤ padded / 16 of every row of `kt` and
         // `scores`; the caller's contract covers q.
-        unsafe { tile_kernel!(score_tile, rows, count, &tile) };
+        unsafe { tile_kernel!(score_tile, rows, count, &tile; 1 2 3 4 5 6) };
         first += count;
     }
 }
@@ -270,7 +251,7 @@ unsafe fn weigh_values(
                 out: out.add(first * LANES),
                 masks,
             };
-            tile_kernel!(value_tile, rows, count, &tile)
+            tile_kernel!(value_tile, rows, count, &tile; 1 2 3 4 5 6)
         };
         first += count;
     }
