@@ -146,14 +146,25 @@ fn vit_mini_int8_plan_is_bit_identical_to_tracts() {
 }
 
 /// The first demo's int8 model with our attention cores, QuickGELU and LayerNorms against the
-/// same plan with tract's. They differ from tract's by float rounding only (the kernels' own
-/// tests hold them to a few ulp of the definition), and the next layer's quantizer absorbs
-/// nearly all of that. A value that lands on the other side of a rounding boundary moves by
-/// one quantizer step, so the bound is 1 % of the largest part value, well below what int8
-/// itself moves the demo's logits by against fp32 (7 %).
+/// same plan with tract's. With kernels in f32 they differ from tract's by float rounding only
+/// (the kernels' own tests hold them to a few ulp of the definition), and the next layer's
+/// quantizer absorbs nearly all of that. A value that lands on the other side of a rounding
+/// boundary moves by one quantizer step, so the bound is 1 % of the largest part value, well
+/// below what int8 itself moves the demo's logits by against fp32 (7 %).
+///
+/// An attention whose value product is in f16 (aarch64 CPUs with fp16 arithmetic) moves its
+/// outputs by about 10⁻⁴ of max |v|: enough to push many values across a quantizer's rounding
+/// boundary, and every layer after turns that into whole steps. tract's own plan does the
+/// same when its input image moves by f16's rounding (measured: up to 11 % of the largest part
+/// at one part, 0.2–0.4 % on average, for moves of 10⁻⁵ relative already). So that table is
+/// held to the plan's own noise: its mean |Δ| at most twice the mean |Δ| that rounding the
+/// image to f16 precision causes in tract's plan, and no part further than 15 % of the largest
+/// (measured under qemu as a Cortex-A76: mean 0.14–0.26 % against that noise's 0.24 %, largest
+/// 9.6 %). A wrong head, scale or row would move the parts by tens of per cent on average.
 #[test]
 fn vit_mini_int8_plan_with_our_float_steps_stays_close_to_tracts() {
-    let (file, s, images) = vit_mini_int8(11, 2);
+    let (file, s, images) = vit_mini_int8(11, 4);
+    let mut noise = None;
     for kernels in Kernels::all_here() {
         for threads in [1, 2] {
             let options = int8_options(threads);
@@ -177,26 +188,76 @@ fn vit_mini_int8_plan_with_our_float_steps_stays_close_to_tracts() {
             assert_eq!(count(&ours, LAYER_NORM_OP), 10);
             let ours = runnable(ours, &executor(options)).unwrap();
             let theirs = runnable(theirs, &executor(options)).unwrap();
-            for (i, image) in images.iter().enumerate() {
-                let a = run(&ours, image, s);
-                let b = run(&theirs, image, s);
-                let largest = b
-                    .iter()
-                    .map(|&x| f32::from_bits(x).abs())
-                    .fold(0f32, f32::max);
-                let diff = a
-                    .iter()
-                    .zip(&b)
-                    .map(|(&x, &y)| (f32::from_bits(x) - f32::from_bits(y)).abs())
-                    .fold(0f32, f32::max);
-                assert!(
-                    diff <= 0.01 * largest,
-                    "image {i}, {threads} thread(s), {kernels:?}: max |Δ| {diff:e} of max \
-                     |part| {largest}"
-                );
+            let moves: Vec<Move> = images
+                .iter()
+                .map(|image| Move::between(&run(&ours, image, s), &run(&theirs, image, s)))
+                .collect();
+            let context = format!("{threads} thread(s), {kernels:?}: {moves:?}");
+            eprintln!(
+                "EXP {context} noise {}",
+                f16_input_noise(&theirs, &images, s)
+            );
+            match kernels.attention_kernel().half {
+                false => assert!(moves.iter().all(|m| m.largest <= 0.01), "{context}"),
+                true => {
+                    // Tract's plan is the same at any thread count: measured once.
+                    let noise = *noise.get_or_insert_with(|| f16_input_noise(&theirs, &images, s));
+                    assert!(
+                        Move::mean(&moves) <= 2.0 * noise,
+                        "{context}, noise {noise}"
+                    );
+                    assert!(moves.iter().all(|m| m.largest <= 0.15), "{context}");
+                }
             }
         }
     }
+}
+
+/// How far one run's parts are from another's, per unit of the other's largest |part|.
+#[derive(Debug)]
+struct Move {
+    largest: f32,
+    mean: f32,
+}
+
+impl Move {
+    fn between(ours: &[u32], theirs: &[u32]) -> Self {
+        let scale = theirs
+            .iter()
+            .map(|&x| f32::from_bits(x).abs())
+            .fold(0f32, f32::max);
+        let diffs: Vec<f32> = ours
+            .iter()
+            .zip(theirs)
+            .map(|(&x, &y)| (f32::from_bits(x) - f32::from_bits(y)).abs() / scale)
+            .collect();
+        Self {
+            largest: diffs.iter().copied().fold(0f32, f32::max),
+            mean: diffs.iter().sum::<f32>() / diffs.len() as f32,
+        }
+    }
+
+    fn mean(moves: &[Move]) -> f32 {
+        moves.iter().map(|m| m.mean).sum::<f32>() / moves.len() as f32
+    }
+}
+
+/// The mean move of `plan`'s parts when every value of each image moves by up to 2⁻¹²
+/// relative (the rounding to f16), seeded.
+fn f16_input_noise(plan: &Arc<TypedRunnableModel>, images: &[Vec<f32>], s: usize) -> f32 {
+    let mut rng = crate::test_support::rng::Rng::new(3);
+    let moves: Vec<Move> = images
+        .iter()
+        .map(|image| {
+            let moved: Vec<f32> = image
+                .iter()
+                .zip(rng.vec(image.len(), -1.0, 1.0))
+                .map(|(x, u)| x * (1.0 + u * 2f32.powi(-12)))
+                .collect();
+            Move::between(&run(plan, &moved, s), &run(plan, image, s))
+        })
+        .collect();
+    Move::mean(&moves)
 }
 
 /// A device's int8 plan gets a pass whose point is speed only where this CPU's kernel for it is

@@ -159,8 +159,22 @@ pub struct Kernel<F> {
     /// Whether this is the CPU's own code rather than the portable reference. The passes
     /// whose point is speed are applied to a device's plan only with native kernels.
     pub native: bool,
+    /// Whether part of it computes in half precision (f16): the aarch64 attention's value
+    /// product, to [`HALF_VALUES_TOLERANCE`] of the definition rather than a few ulp. (The
+    /// tests read it to pick their bound.)
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub half: bool,
     run: F,
 }
+
+/// How far an attention whose value product is in f16 may be from the f64 definition, per
+/// unit of max |v|: v and the probabilities are rounded to f16 (relative 2⁻¹²) and summed 32
+/// terms at a time in f16. An output is a weighted mean of v's values, so the error scales
+/// with |v|, not with the scores. Measured on the kernel tests' shapes (v in [−1, 1]): at most
+/// 6.3·10⁻⁴ (scores of ±400, where one probability is near 1). The int8 output projection that follows quantizes its input in steps of 1/255 of its
+/// range, coarser still.
+#[cfg_attr(not(test), allow(dead_code))]
+pub const HALF_VALUES_TOLERANCE: f32 = 1e-3;
 
 impl<F> Kernel<F> {
     /// A portable kernel.
@@ -168,6 +182,7 @@ impl<F> Kernel<F> {
         Self {
             name,
             native: false,
+            half: false,
             run,
         }
     }
@@ -182,6 +197,18 @@ impl<F> Kernel<F> {
         Self {
             name,
             native: true,
+            half: false,
+            run,
+        }
+    }
+
+    /// A kernel of this CPU that computes partly in half precision.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    const fn native_half(name: &'static str, run: F) -> Self {
+        Self {
+            name,
+            native: true,
+            half: true,
             run,
         }
     }
@@ -224,15 +251,20 @@ impl Kernels {
         })
     }
 
-    /// Every table this CPU runs: the reference, then [`Self::best`] where it differs. Tests
-    /// run each kernel of each and compare the native ones with the reference.
+    /// Every table this CPU runs: the reference, [`Self::best`] where it differs, and the
+    /// tables of native kernels the best one passes over on this CPU (on an aarch64 CPU with
+    /// f16 arithmetic, the f32 attention that CPUs without it run). Tests run each kernel of
+    /// each and compare the native ones with the reference.
     #[cfg(test)]
     pub fn all_here() -> Vec<&'static Kernels> {
-        let best = Self::best();
-        match best.names() == REFERENCE.names() {
-            true => vec![&REFERENCE],
-            false => vec![&REFERENCE, best],
-        }
+        static ALL: OnceLock<Vec<Kernels>> = OnceLock::new();
+        let all = ALL.get_or_init(|| {
+            let mut all = vec![REFERENCE, *Self::best()];
+            all.extend(passed_over(Self::best()));
+            all.dedup_by(|a, b| a == b);
+            all
+        });
+        all.iter().collect()
     }
 
     /// The int8 product kernel.
@@ -338,6 +370,18 @@ impl PartialEq for Kernels {
 }
 
 impl Eq for Kernels {}
+
+/// The tables of native kernels that `best` passes over on this CPU (tests run them too).
+#[cfg(test)]
+fn passed_over(best: &Kernels) -> Vec<Kernels> {
+    #[cfg(target_arch = "aarch64")]
+    return aarch64::passed_over(best);
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = best;
+        vec![]
+    }
+}
 
 /// This architecture's kernels over the reference entries, where the CPU has their features.
 fn plug(kernels: &mut Kernels) {

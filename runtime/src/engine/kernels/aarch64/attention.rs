@@ -11,20 +11,20 @@
 //!
 //! Precision: the same float steps as tract's softmax (subtract the row's max, exponentiate,
 //! sum, multiply by the sum's reciprocal), with an exponential accurate to about 1 ulp
-//! ([`exp`]), so the output is not tract's bits: the tests hold it to the reference kernel
+//! ([`Exp`]), so the output is not tract's bits: the tests hold it to the reference kernel
 //! (the f64 definition).
 
 use std::arch::aarch64::*;
 
 use super::super::threading::{for_each_part, SharedOutput};
 use super::super::Heads;
-use super::vector_math::{exp, LANES};
+use super::vector_math::{Exp, LANES};
 
 /// How plans name this kernel.
 pub const NAME: &str = "xrvlm_neon_attention_4x16";
 
 /// Query rows of one register tile.
-const TILE_ROWS: usize = 4;
+pub(super) const TILE_ROWS: usize = 4;
 /// Registers of columns of one tile: 4 rows × 4 registers = 16 accumulators, with 4 registers
 /// of queries (or probabilities) and 4 of keys (or values): 24 of the 32.
 const TILE_VECTORS: usize = 4;
@@ -36,12 +36,47 @@ const TILE_VECTORS: usize = 4;
 /// As [`super::super::AttentionFn`]: q, k, v and `out` hold `shape.values()` values each.
 /// (NEON is part of every aarch64 CPU.)
 pub unsafe fn attention(shape: Heads, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+    // SAFETY: the caller's contract; the f32 value product needs NEON only.
+    unsafe { run::<SingleValues>(shape, q, k, v, out) }
+}
+
+/// How a head's probabilities meet its values: in f32 ([`SingleValues`]) or in f16
+/// (`super::attention_half`). The scores and the softmax are this module's either way.
+pub(super) trait Values {
+    /// Head `h`'s values, prepared once per head.
+    ///
+    /// # Safety
+    /// `v` holds `shape.values()` values; the CPU has what the implementation needs.
+    unsafe fn new(shape: Heads, h: usize, v: &[f32]) -> Self;
+
+    /// `out[r, :] = scales[r] · Σ_j exps[r, j] · v[j, :]` for one row r of exponentials per
+    /// scale (`padded` apart, the head's tokens in each), into the head's columns of output
+    /// rows a token's stride apart from `out`. `exps` may be overwritten.
+    ///
+    /// # Safety
+    /// `exps` holds `scales.len()` rows of `padded` ≥ tokens values; `out` has as many rows of
+    /// the head's columns, written by no other thread.
+    unsafe fn weigh(&mut self, exps: &mut [f32], padded: usize, scales: &[f32], out: *mut f32);
+}
+
+/// [`attention`] with the value product of `V`, on the running plan's threads, one part per
+/// range of heads.
+///
+/// # Safety
+/// As [`attention`], and the CPU has what `V` needs.
+pub(super) unsafe fn run<V: Values>(
+    shape: Heads,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+) {
     let out = SharedOutput::new(out);
     for_each_part(shape.heads, shape.macs(), |heads| {
         for h in heads {
-            // SAFETY: the caller guarantees the lengths; the parts have disjoint ranges of
-            // heads, and head `h` writes only its own columns of `out`.
-            unsafe { head(shape, h, q, k, v, &out) }
+            // SAFETY: the caller guarantees the lengths and V's features; the parts have
+            // disjoint ranges of heads, and head `h` writes only its own columns of `out`.
+            unsafe { head::<V>(shape, h, q, k, v, &out) }
         }
     });
 }
@@ -51,8 +86,8 @@ pub unsafe fn attention(shape: Heads, q: &[f32], k: &[f32], v: &[f32], out: &mut
 ///
 /// # Safety
 /// The slices hold `shape.values()` values, and so does `out`; no other thread writes head
-/// `h`'s columns of `out`.
-unsafe fn head(
+/// `h`'s columns of `out`; the CPU has what `V` needs.
+unsafe fn head<V: Values>(
     shape: Heads,
     h: usize,
     q: &[f32],
@@ -69,32 +104,61 @@ unsafe fn head(
             kt[d * padded + j] = x;
         }
     }
+    // SAFETY: the caller's contract.
+    let mut values = unsafe { V::new(shape, h, v) };
     let mut scores = vec![0f32; TILE_ROWS * padded];
+    let mut scales = [0f32; TILE_ROWS];
     let column = h * width;
     let mut row = 0;
     while row < tokens {
         let rows = (tokens - row).min(TILE_ROWS);
-        // SAFETY: rows `row .. row + rows` < tokens of q, v and `out`, head h's columns
+        // SAFETY: rows `row .. row + rows` < tokens of q and `out`, head h's columns
         // (column + width ≤ stride); `kt` is width × padded and `scores` TILE_ROWS × padded;
         // the output columns are this head's alone.
         unsafe {
             let queries = q.as_ptr().add(row * stride + column);
             score_rows(queries, stride, width, &kt, padded, &mut scores, rows);
-            for r in 0..rows {
-                softmax(&mut scores[r * padded..][..tokens]);
+            for (r, scale) in scales[..rows].iter_mut().enumerate() {
+                *scale = exponentiate(&mut scores[r * padded..][..tokens]).recip();
             }
-            let tile = ValueTile {
-                p: scores.as_ptr(),
-                padded,
-                tokens,
-                v: v.as_ptr().add(column),
-                stride,
-                width,
-                out: out.ptr().add(row * stride + column),
-            };
-            weigh_values(&tile, rows);
+            let out = out.ptr().add(row * stride + column);
+            values.weigh(&mut scores, padded, &scales[..rows], out);
         }
         row += rows;
+    }
+}
+
+/// The value product in f32: v read in place.
+struct SingleValues {
+    shape: Heads,
+    /// v at the head's first column.
+    v: *const f32,
+}
+
+impl Values for SingleValues {
+    unsafe fn new(shape: Heads, h: usize, v: &[f32]) -> Self {
+        Self {
+            shape,
+            v: v[h * shape.width..].as_ptr(),
+        }
+    }
+
+    unsafe fn weigh(&mut self, exps: &mut [f32], padded: usize, scales: &[f32], out: *mut f32) {
+        for (r, &scale) in scales.iter().enumerate() {
+            scale_row(&mut exps[r * padded..][..self.shape.tokens], scale);
+        }
+        let tile = ValueTile {
+            p: exps.as_ptr(),
+            padded,
+            tokens: self.shape.tokens,
+            v: self.v,
+            stride: self.shape.stride(),
+            width: self.shape.width,
+            out,
+        };
+        // SAFETY: the caller's contract: a row of probabilities and of `out` per scale; v has
+        // `tokens` rows of the head's columns.
+        unsafe { weigh_values(&tile, scales.len()) }
     }
 }
 
@@ -229,9 +293,8 @@ unsafe fn score_tile<const R: usize, const B: usize>(tile: &ScoreTile) {
     }
 }
 
-/// The row in place: `exp(x − max) / Σ exp(x − max)`.
-fn softmax(row: &mut [f32]) {
-    let scale = exponentiate(row).recip();
+/// The row in place, times `scale` (the softmax's last step: the sum's reciprocal).
+fn scale_row(row: &mut [f32], scale: f32) {
     let whole = row.len() - row.len() % LANES;
     let (body, rest) = row.split_at_mut(whole);
     for x in body.chunks_exact_mut(LANES) {
@@ -260,9 +323,10 @@ fn exponentiate(row: &mut [f32]) -> f32 {
         }
         let max = rest.iter().fold(vmaxvq_f32(max), |m, &x| m.max(x));
         let shift = vdupq_n_f32(max);
+        let exp = Exp::new();
         let mut sum = vdupq_n_f32(0.0);
         for x in body.chunks_exact_mut(LANES) {
-            let e = exp(vsubq_f32(vld1q_f32(x.as_ptr()), shift));
+            let e = exp.of(vsubq_f32(vld1q_f32(x.as_ptr()), shift));
             sum = vaddq_f32(sum, e);
             vst1q_f32(x.as_mut_ptr(), e);
         }

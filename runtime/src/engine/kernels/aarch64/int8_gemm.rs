@@ -27,7 +27,7 @@ use std::ops::Range;
 
 use super::super::packing::{Activation, Int8Gemm, BLOCK_COLS, QUAD};
 use super::super::threading::{for_each_part, SharedOutput};
-use super::vector_math::{quick_gelu, LANES};
+use super::vector_math::{QuickGelu, LANES};
 
 /// How plans name this kernel ([`crate::engine::INT8_LINEAR_KERNEL`] is the x86-64 one's).
 pub const NAME: &str = "xrvlm_sdot_i32_4x16";
@@ -313,8 +313,7 @@ unsafe fn activate(gemm: &Int8Gemm, tile: &Tile, rows: usize) {
     let Activation::QuickGelu { alpha } = gemm.activation() else {
         return;
     };
-    // SAFETY: NEON is baseline.
-    let alpha = unsafe { vdupq_n_f32(alpha) };
+    let gelu = QuickGelu::new(alpha);
     let columns = tile.columns(gemm);
     let col = tile.block * BLOCK_COLS;
     for r in 0..rows {
@@ -325,19 +324,14 @@ unsafe fn activate(gemm: &Int8Gemm, tile: &Tile, rows: usize) {
         let mut chunks = row.chunks_exact_mut(LANES);
         for y in &mut chunks {
             // SAFETY: four values of the row.
-            unsafe { vst1q_f32(y.as_mut_ptr(), quick_gelu(vld1q_f32(y.as_ptr()), alpha)) };
+            unsafe { vst1q_f32(y.as_mut_ptr(), gelu.of(vld1q_f32(y.as_ptr()))) };
         }
         let rest = chunks.into_remainder();
         if !rest.is_empty() {
             let mut lanes = [0f32; LANES];
             lanes[..rest.len()].copy_from_slice(rest);
             // SAFETY: four values of a local array.
-            unsafe {
-                vst1q_f32(
-                    lanes.as_mut_ptr(),
-                    quick_gelu(vld1q_f32(lanes.as_ptr()), alpha),
-                )
-            };
+            unsafe { vst1q_f32(lanes.as_mut_ptr(), gelu.of(vld1q_f32(lanes.as_ptr()))) };
             rest.copy_from_slice(&lanes[..rest.len()]);
         }
     }
