@@ -19,6 +19,8 @@
 //! - [`ranking`]: the one ranking rule (argmax, top-k, rank of a class) of both crates.
 //! - [`engine`]: the image model as a tract plan per precision (fp32, int8, f16), threads set.
 //! - [`timestamp`]: UTC timestamps (RFC 3339 and MegaDetector's form) without a date library.
+//! - [`crop`]: how a box (a detection, the motion gate's region, a training box) becomes the
+//!   square crop the classifier sees, the one rule of both crates.
 //! - [`classifier`]: the one path of a frame: preprocessing + plan + scoring + ranking.
 //! - [`check`]: the accuracy check a device runs on itself (`xrvlm check`).
 //! - [`field`]: the field runtime's parts: board profiles, frame sources, the motion gate,
@@ -34,6 +36,7 @@
 pub mod bundle;
 pub mod check;
 pub mod classifier;
+pub mod crop;
 pub mod engine;
 pub mod field;
 pub mod image_io;
