@@ -19,8 +19,8 @@ use crate::preprocess;
 /// A box as fractions of the image: its top-left corner (`x`, `y`) and its size, the
 /// MegaDetector batch format's `bbox` `[x, y, width, height]` and Camtrap DP's `bboxX`,
 /// `bboxY`, `bboxWidth`, `bboxHeight`. One that exists is finite, has an area and lies inside
-/// the image.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+/// the image. It reads and writes as MegaDetector's array of four numbers.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NormalizedBox {
     x: f64,
     y: f64,
@@ -114,6 +114,12 @@ impl NormalizedBox {
     /// The fraction of the image the box covers.
     pub fn area(self) -> f64 {
         self.width * self.height
+    }
+}
+
+impl Serialize for NormalizedBox {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_array().serialize(serializer)
     }
 }
 
@@ -264,6 +270,9 @@ mod tests {
         let b = NormalizedBox::new(-0.0005, 0.5, 0.3, 0.5004).unwrap();
         assert_eq!(b.to_array(), [0.0, 0.5, 0.2995, 0.5]);
         let parsed: Result<NormalizedBox, _> = serde_json::from_str("[0.5, 0.5, 0.6, 0.1]");
-        assert!(parsed.unwrap_err().to_string().contains("outside the image"));
+        assert!(parsed
+            .unwrap_err()
+            .to_string()
+            .contains("outside the image"));
     }
 }

@@ -5,7 +5,8 @@
 //! - [`frame`]: a captured frame, its sequence number, media name and capture time.
 //! - [`source`]: frame sources (image folder, synthetic world, V4L2 camera) behind one trait,
 //!   pixel-format conversion, reconnection with backoff and a fault injector.
-//! - [`motion`]: the motion gate and the timelapse cadence.
+//! - [`motion`]: the motion gate (and where the frame changed) and the timelapse cadence.
+//! - [`subject`]: what is classified in a frame: the changed region's crop or the whole frame.
 //! - [`decision`]: the decision on each prediction and its grouping into events.
 //! - [`detection_log`]: the append-only, fsynced JSONL detection log and its recovery.
 //! - [`frame_store`]: saved event frames under a storage budget.
@@ -26,3 +27,4 @@ pub mod frame_store;
 pub mod motion;
 pub mod source;
 pub mod station;
+pub mod subject;

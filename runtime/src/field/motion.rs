@@ -7,12 +7,24 @@
 //! changes (dawn, clouds) are absorbed while an animal stepping in is not. Timelapse fires every N
 //! seconds of capture time whatever moves, as camera traps do to record the empty scene.
 //! [`Gate`] combines the two.
+//!
+//! The gate also says where the frame changed: the changed pixels of the small image grouped
+//! into regions (pixels with up to [`REGION_GAP`] still ones between belong together, so a bird's body and a
+//! wing separated by a still patch stay one region), the largest region's bounding box padded
+//! by one small pixel, in frame coordinates. The field loop classifies that region's crop
+//! ([`crate::crop`]) instead of the whole frame, where the animal is small.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use image::RgbImage;
 
 use super::config::{MotionConfig, MotionMode};
+use crate::crop::{NormalizedBox, PixelRect};
+
+/// Changed pixels of the small image with at most this many still pixels between them (in x
+/// and in y) belong to one region.
+pub const REGION_GAP: u32 = 2;
 
 /// Motion gate parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,6 +100,10 @@ pub struct Motion {
     /// Whether that counts as motion. The first frame (and the first after a size change) always
     /// does: there is nothing to compare it with, and it may hold the animal that woke the camera.
     pub moved: bool,
+    /// Where the frame changed most: the largest region of changed pixels, padded by one small
+    /// pixel. `None` when nothing changed, and for a first frame (no reference: all of it is
+    /// new).
+    pub region: Option<NormalizedBox>,
 }
 
 /// The motion gate: a running grey reference of the scene.
@@ -127,31 +143,137 @@ impl MotionGate {
             return Motion {
                 changed: 1.0,
                 moved: true,
+                region: None,
             };
         };
         let threshold = f32::from(self.settings.pixel_threshold);
-        let changed = grey
+        let mask: Vec<bool> = grey
             .iter()
             .zip(&reference.grey)
-            .filter(|(g, r)| (*g - *r).abs() > threshold)
-            .count() as f32
-            / grey.len() as f32;
+            .map(|(g, r)| (*g - *r).abs() > threshold)
+            .collect();
+        let changed = mask.iter().filter(|&&m| m).count() as f32 / grey.len() as f32;
         for (r, g) in reference.grey.iter_mut().zip(&grey) {
             *r += self.settings.adapt * (g - *r);
         }
+        let grid = Grid::of(frame_size, self.settings.width);
         Motion {
             changed,
             moved: changed > self.settings.changed_fraction,
+            region: largest_region(&mask, grid).map(|cells| grid.to_frame(cells)),
         }
     }
 }
 
-/// `image` as BT.601 luma, box-averaged down to `width` (or less, never upscaled) columns.
-fn small_grey(image: &RgbImage, width: u32) -> Vec<f32> {
-    let (w, h) = image.dimensions();
+/// The small image's size and the frame's.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    width: u32,
+    height: u32,
+    frame: (u32, u32),
+}
+
+impl Grid {
+    /// The small image [`small_grey`] makes of a frame of `frame` size at `width`.
+    fn of(frame: (u32, u32), width: u32) -> Self {
+        let (width, height) = small_size(frame.0, frame.1, width);
+        Self {
+            width,
+            height,
+            frame,
+        }
+    }
+
+    /// `cells` (small pixels, inclusive corners) padded by one small pixel, in the frame.
+    fn to_frame(self, cells: CellBox) -> NormalizedBox {
+        let (w, h) = self.frame;
+        let (left, _) = span(cells.x0.saturating_sub(1), self.width, w);
+        let (_, right) = span((cells.x1 + 1).min(self.width - 1), self.width, w);
+        let (top, _) = span(cells.y0.saturating_sub(1), self.height, h);
+        let (_, bottom) = span((cells.y1 + 1).min(self.height - 1), self.height, h);
+        let rect = PixelRect {
+            left,
+            top,
+            width: right - left,
+            height: bottom - top,
+        };
+        NormalizedBox::of_pixels(rect, w, h)
+    }
+}
+
+/// A rectangle of small pixels, corners inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CellBox {
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+}
+
+/// The bounding box of the region of `mask` (row-major, `grid`'s size) with the most changed
+/// pixels, pixels with up to [`REGION_GAP`] still ones between joined; the first such region in
+/// row order on a tie. `None` without a changed pixel.
+fn largest_region(mask: &[bool], grid: Grid) -> Option<CellBox> {
+    let (w, h) = (grid.width as usize, grid.height as usize);
+    let reach = REGION_GAP as usize + 1;
+    let mut seen = vec![false; mask.len()];
+    let mut best: Option<(usize, CellBox)> = None;
+    let mut queue = VecDeque::new();
+    for start in 0..mask.len() {
+        if !mask[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        queue.push_back(start);
+        let (mut count, mut cells) = (0, None::<CellBox>);
+        while let Some(i) = queue.pop_front() {
+            let (x, y) = (i % w, i / w);
+            count += 1;
+            let (x32, y32) = (x as u32, y as u32);
+            cells = Some(cells.map_or(
+                CellBox {
+                    x0: x32,
+                    y0: y32,
+                    x1: x32,
+                    y1: y32,
+                },
+                |c| CellBox {
+                    x0: c.x0.min(x32),
+                    y0: c.y0.min(y32),
+                    x1: c.x1.max(x32),
+                    y1: c.y1.max(y32),
+                },
+            ));
+            for ny in y.saturating_sub(reach)..(y + reach + 1).min(h) {
+                for nx in x.saturating_sub(reach)..(x + reach + 1).min(w) {
+                    let n = ny * w + nx;
+                    if mask[n] && !seen[n] {
+                        seen[n] = true;
+                        queue.push_back(n);
+                    }
+                }
+            }
+        }
+        if best.is_none_or(|(most, _)| count > most) {
+            best = cells.map(|c| (count, c));
+        }
+    }
+    best.map(|(_, cells)| cells)
+}
+
+/// The size of the small image of a `w` × `h` frame at `width`: `width` columns (or fewer,
+/// never upscaled), rows in proportion.
+fn small_size(w: u32, h: u32, width: u32) -> (u32, u32) {
     let out_w = width.min(w).max(1);
     let out_h = ((u64::from(h) * u64::from(out_w) + u64::from(w) / 2) / u64::from(w.max(1)))
         .clamp(1, u64::from(h.max(1))) as u32;
+    (out_w, out_h)
+}
+
+/// `image` as BT.601 luma, box-averaged down to [`small_size`].
+fn small_grey(image: &RgbImage, width: u32) -> Vec<f32> {
+    let (w, h) = image.dimensions();
+    let (out_w, out_h) = small_size(w, h, width);
     let mut out = Vec::with_capacity((out_w * out_h) as usize);
     for oy in 0..out_h {
         let (y0, y1) = span(oy, out_h, h);
@@ -214,8 +336,14 @@ impl Timelapse {
 pub enum Trigger {
     /// No gate configured: every frame is scored.
     Always,
-    /// The motion gate fired, with the fraction of pixels that changed.
-    Motion(f32),
+    /// The motion gate fired, with the fraction of pixels that changed and where the frame
+    /// changed most ([`Motion::region`]).
+    Motion {
+        /// Fraction of the small image's pixels that changed.
+        changed: f32,
+        /// The largest changed region.
+        region: Option<NormalizedBox>,
+    },
     /// The timelapse cadence was due (and there was no motion).
     Timelapse,
 }
@@ -263,7 +391,10 @@ impl Gate {
         let due = self.timelapse.as_mut().map(|t| t.due(capture_secs));
         match (motion, due) {
             (None, None) => Some(Trigger::Always),
-            (Some(m), _) if m.moved => Some(Trigger::Motion(m.changed)),
+            (Some(m), _) if m.moved => Some(Trigger::Motion {
+                changed: m.changed,
+                region: m.region,
+            }),
             (_, Some(true)) => Some(Trigger::Timelapse),
             _ => None,
         }
@@ -313,7 +444,8 @@ mod tests {
             m,
             Motion {
                 changed: 0.0,
-                moved: false
+                moved: false,
+                region: None
             }
         );
     }
@@ -340,6 +472,40 @@ mod tests {
         }
         let m = g.observe(&with_animal);
         assert!(m.moved && m.changed > 0.03, "{m:?}");
+        // The animal is columns 40..110, rows 150..200 of 320 × 240: the small image's pixels
+        // are 5 frame pixels wide, and the region is padded by one of them.
+        let region = m.region.expect("a region").to_array();
+        let want = [35.0 / 320.0, 145.0 / 240.0, 80.0 / 320.0, 60.0 / 240.0];
+        for (got, want) in region.iter().zip(want) {
+            assert!((got - want).abs() <= 5.0 / 240.0, "{region:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn the_region_is_the_largest_group_of_changes_with_nearby_pixels_joined() {
+        let mut g = gate();
+        g.observe(&scene());
+        let mut changed = scene();
+        let mut paint = |xs: std::ops::Range<u32>, ys: std::ops::Range<u32>| {
+            for y in ys {
+                for x in xs.clone() {
+                    changed.put_pixel(x, y, image::Rgb([250, 250, 250]));
+                }
+            }
+        };
+        // A small change at the top left; a bird at the bottom right in two parts 2 small
+        // pixels (10 frame pixels) apart, together larger than the first.
+        paint(10..30, 10..30);
+        paint(200..240, 160..190);
+        paint(250..275, 160..185);
+        let region = g.observe(&changed).region.expect("a region").to_array();
+        let (left, right) = (region[0] * 320.0, (region[0] + region[2]) * 320.0);
+        assert!((190.0..=200.0).contains(&left), "{region:?}");
+        assert!((275.0..=285.0).contains(&right), "{region:?}");
+        // Nothing changed: no region.
+        let mut still = gate();
+        still.observe(&scene());
+        assert_eq!(still.observe(&scene()).region, None);
     }
 
     #[test]
@@ -387,7 +553,13 @@ mod tests {
     #[test]
     fn the_gate_passes_motion_or_timelapse_frames_only() {
         let mut g = Gate::new(Some(gate()), Timelapse::new(Duration::from_secs(60)));
-        assert_eq!(g.check(&scene(), 0), Some(Trigger::Motion(1.0)));
+        assert_eq!(
+            g.check(&scene(), 0),
+            Some(Trigger::Motion {
+                changed: 1.0,
+                region: None
+            })
+        );
         assert_eq!(g.check(&scene(), 10), None);
         assert_eq!(g.check(&scene(), 60), Some(Trigger::Timelapse));
         assert_eq!(

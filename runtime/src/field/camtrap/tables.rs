@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::{ClassList, ExportOptions};
+use crate::crop::NormalizedBox;
 use crate::field::config::Deployment;
 use crate::field::decision::{EventOutcome, Outcome};
 use crate::field::detection_log::{Entry, EventRecord, FrameRecord, Record};
@@ -228,6 +229,10 @@ impl Builder<'_> {
             .insert(frame.media_id.clone(), frame.processed_at.clone());
         let deployment_id = self.tables.deployments[d].deployment.id.clone();
         self.tables.media.push(media_row(&deployment_id, frame));
+        if let (Outcome::Species { label, probability }, Some(bbox)) = (&frame.outcome, frame.bbox)
+        {
+            self.boxed_animal(&deployment_id, frame, label, *probability, bbox);
+        }
         if let Outcome::Blank { probability } = frame.outcome {
             let mut row = Row::new();
             row.insert("observationID", format!("{}-blank", frame.media_id));
@@ -240,6 +245,39 @@ impl Builder<'_> {
             self.classification(&mut row, probability, &frame.processed_at);
             self.tables.observations.push(row);
         }
+    }
+
+    /// A media-level observation of the animal in a frame classified on a region: the
+    /// region is the observation's bounding box (the standard's `bbox*` fields belong to
+    /// media-level observations; the event-level one names the species for the event).
+    fn boxed_animal(
+        &mut self,
+        deployment_id: &str,
+        frame: &FrameRecord,
+        label: &str,
+        probability: f32,
+        bbox: NormalizedBox,
+    ) {
+        let mut row = Row::new();
+        row.insert("observationID", format!("{}-animal", frame.media_id));
+        row.insert("deploymentID", deployment_id.to_string());
+        row.insert("mediaID", frame.media_id.clone());
+        row.insert("eventStart", frame.captured.clone());
+        row.insert("eventEnd", frame.captured.clone());
+        row.insert("observationLevel", "media".into());
+        row.insert("observationType", "animal".into());
+        row.insert("scientificName", self.scientific_name(label));
+        let [x, y, width, height] = bbox.to_array();
+        for (column, value) in [
+            ("bboxX", x),
+            ("bboxY", y),
+            ("bboxWidth", width),
+            ("bboxHeight", height),
+        ] {
+            row.insert(column, format!("{value:.4}"));
+        }
+        self.classification(&mut row, probability, &frame.processed_at);
+        self.tables.observations.push(row);
     }
 
     /// Widens deployment `d`'s capture range to `captured`.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::manifest::ClassInfo;
 use crate::classifier::ClassScore;
+use crate::crop::NormalizedBox;
 use crate::field::config::{Deployment, UtcOffset};
 use crate::field::decision::{Event, EventOutcome, Outcome};
 
@@ -98,6 +99,10 @@ pub struct FrameRecord {
     /// The saved JPEG, relative to the output folder, if the frame was saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_frame: Option<String>,
+    /// The region of the frame that was classified (the motion gate's changed region,
+    /// `[x, y, width, height]` as fractions of the frame), absent when the whole frame was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<NormalizedBox>,
 }
 
 /// One of a frame's best classes.

@@ -24,6 +24,7 @@ fn frame(media_id: &str) -> Record {
         }],
         latency_ms: 41.5,
         saved_frame: Some("frames/2026-11-21/0000000001_m1.jpg".into()),
+        bbox: Some(crate::crop::NormalizedBox::new(0.25, 0.5, 0.125, 0.25).unwrap()),
     })
 }
 

@@ -27,6 +27,7 @@ pub mod disk_space;
 pub mod resume;
 pub mod thermal;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
@@ -46,6 +47,7 @@ use super::frame::{Capture, Frame};
 use super::frame_store::{encode_jpeg, FileWriter, FrameStore, FrameStoreError, FrameWriter};
 use super::motion::{Gate, MotionSettingsError};
 use super::source::{FailedFrame, FrameSource, SourceError, SourceErrorKind, SourceEvent};
+use super::subject::{mark, Subject};
 use crate::classifier::{Classifier, Prediction};
 
 /// How a station runs, beyond its profile.
@@ -319,12 +321,13 @@ impl<W: FrameWriter> Station<W> {
     fn take(&mut self, frame: Frame, on_record: &mut impl FnMut(&Entry)) -> Result<(), LogError> {
         self.counters.take(frame.sequence);
         let capture_secs = frame.captured.unix_seconds(self.site);
-        if self.gate.check(&frame.image, capture_secs).is_none() {
+        let Some(trigger) = self.gate.check(&frame.image, capture_secs) else {
             self.counters.skipped += 1;
             return Ok(());
-        }
+        };
+        let subject = Subject::of(trigger);
         let started = self.clock.monotonic();
-        let prediction = match self.classify(&frame.image) {
+        let prediction = match self.classify(&subject.image(&frame.image)) {
             Ok(p) => p,
             Err(error) => {
                 return self.fail(FailureStage::Classify, Some(&frame.media), error, on_record)
@@ -340,7 +343,7 @@ impl<W: FrameWriter> Station<W> {
         }
         // Unique for the log's life: no other record will have this sequence number.
         let media_id = format!("m{:08}", self.log.next_seq());
-        let saved_frame = self.save_frame(&frame, &media_id, &outcome, on_record)?;
+        let saved_frame = self.save_frame(&frame, subject, &media_id, &outcome, on_record)?;
         if let Outcome::Species { label, probability } = &outcome {
             self.last_sighting = Some(Sighting {
                 species: label.clone(),
@@ -357,6 +360,7 @@ impl<W: FrameWriter> Station<W> {
             top: prediction.top.iter().map(TopClass::from).collect(),
             latency_ms: latency.as_secs_f64() * 1000.0,
             saved_frame: saved_frame.ok().flatten(),
+            bbox: subject.region(),
         };
         self.append(Record::Frame(record), on_record)?;
         let decided = DecidedFrame {
@@ -376,11 +380,12 @@ impl<W: FrameWriter> Station<W> {
             .map_err(|e| e.to_string())
     }
 
-    /// Saves the frame as JPEG when the profile asks for it: `Ok(Some(path))` saved, `Ok(None)`
-    /// not wanted, `Err(())` failed and recorded.
+    /// Saves the frame as JPEG when the profile asks for it, the classified region outlined:
+    /// `Ok(Some(path))` saved, `Ok(None)` not wanted, `Err(())` failed and recorded.
     fn save_frame(
         &mut self,
         frame: &Frame,
+        subject: Subject,
         media_id: &str,
         outcome: &Outcome,
         on_record: &mut impl FnMut(&Entry),
@@ -397,7 +402,11 @@ impl<W: FrameWriter> Station<W> {
             Capture::Camera { time, .. } => time.date(),
             Capture::System(t) => self.site.civil(t).date(),
         };
-        let saved = encode_jpeg(&frame.image, self.jpeg_quality)
+        let image = match subject.region() {
+            Some(region) => Cow::Owned(mark(&frame.image, region)),
+            None => Cow::Borrowed(&frame.image),
+        };
+        let saved = encode_jpeg(&image, self.jpeg_quality)
             .map_err(|e| format!("cannot encode the frame as JPEG: {e}"))
             .and_then(|jpeg| {
                 self.store
