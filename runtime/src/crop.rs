@@ -66,12 +66,17 @@ impl NormalizedBox {
         if !(inside(x, width) && inside(y, height)) {
             return Err(BoxError::Outside(raw));
         }
-        let (left, top) = (x.max(0.0), y.max(0.0));
+        // Within the image the numbers stay as given; only a box past an edge is recomputed.
+        let clamp = |start: f64, size: f64| match start >= 0.0 && start + size <= 1.0 {
+            true => (start, size),
+            false => (start.max(0.0), (start + size).min(1.0) - start.max(0.0)),
+        };
+        let ((x, width), (y, height)) = (clamp(x, width), clamp(y, height));
         Ok(Self {
-            x: left,
-            y: top,
-            width: (x + width).min(1.0) - left,
-            height: (y + height).min(1.0) - top,
+            x,
+            y,
+            width,
+            height,
         })
     }
 
@@ -114,6 +119,18 @@ impl NormalizedBox {
     /// The fraction of the image the box covers.
     pub fn area(self) -> f64 {
         self.width * self.height
+    }
+}
+
+// A box's numbers are finite (never NaN), so equality is an equivalence and boxes can key sets
+// of training samples; hashing adds 0.0 first so that −0 and +0, which compare equal, hash alike.
+impl Eq for NormalizedBox {}
+
+impl std::hash::Hash for NormalizedBox {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for v in self.to_array() {
+            (v + 0.0).to_bits().hash(state);
+        }
     }
 }
 

@@ -36,6 +36,10 @@ pub struct TrainArgs {
     /// Image root of the COCO Camera Traps file names.
     #[arg(long)]
     pub coco_images: Option<PathBuf>,
+    /// Learn on the square crop of every box of the COCO Camera Traps file (cut by the rule
+    /// `classify --detections` and the field loop use) instead of on whole images.
+    #[arg(long, requires = "coco_json")]
+    pub coco_boxes: bool,
     /// A separate ImageFolder to evaluate on.
     #[arg(long)]
     pub eval_folder: Option<PathBuf>,
@@ -112,6 +116,7 @@ impl TrainArgs {
             (None, Some(json), Some(images)) => DataSource::CocoCameraTraps {
                 json: json.clone(),
                 images: images.clone(),
+                boxes: self.coco_boxes,
             },
             _ => bail!("give the data: --data DIR, or --coco-json FILE --coco-images DIR"),
         };

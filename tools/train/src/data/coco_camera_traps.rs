@@ -1,8 +1,11 @@
-//! COCO Camera Traps (the LILA BC metadata format) as an image-level classification dataset.
+//! COCO Camera Traps (the LILA BC metadata format) as a classification dataset: image-level
+//! ([`load_coco_camera_traps`]) or one crop per box ([`load_coco_camera_traps_boxes`]).
 //!
-//! The JSON holds `images` (`{id, file_name, ...}`, the id a string or an integer),
-//! `annotations` (`{image_id, category_id, ...}`) and `categories` (`{id, name}`). Boxes and
-//! sequences are ignored: an image's label is the category of its annotations.
+//! The JSON holds `images` (`{id, file_name, width, height, ...}`, the id a string or an
+//! integer), `annotations` (`{image_id, category_id, bbox, ...}`, `bbox` `[x, y, width,
+//! height]` in pixels) and `categories` (`{id, name}`). Sequences are ignored.
+//!
+//! Image level: an image's label is the category of its annotations; boxes are ignored.
 //!
 //! - An image whose annotations disagree on the category is skipped and counted
 //!   ([`CocoSummary::conflicting`]); several annotations with the same category are fine.
@@ -12,6 +15,12 @@
 //!
 //! Classes are the categories with at least one kept image, ordered by category id; samples keep
 //! the order of `images`. Image files are not opened here.
+//!
+//! Boxes: every annotation with a `bbox` is a sample of its category whose region is that box
+//! (the loader cuts it with the runtime's crop rule, as a device cuts a detection), placed by
+//! its image's `width` and `height`; an annotation without one (an empty frame's) is a
+//! whole-image sample when its image has no box. A box outside its image or without area is
+//! an error naming the annotation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -19,6 +28,8 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::Value;
+
+use xrvlm_runtime::crop::NormalizedBox;
 
 use super::dataset::{DataError, Dataset, Sample};
 
@@ -88,6 +99,103 @@ pub fn load_coco_camera_traps(
     )
 }
 
+/// Loads a COCO Camera Traps JSON as one sample per box (see the module doc); image paths are
+/// `image_root/<file_name>`. The dataset is named after the JSON file's stem.
+pub fn load_coco_camera_traps_boxes(
+    json: &Path,
+    image_root: &Path,
+) -> Result<(Dataset, CocoSummary), DataError> {
+    let bytes = fs::read(json).map_err(|source| DataError::Io {
+        path: json.to_path_buf(),
+        source,
+    })?;
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|source| DataError::Json {
+        path: json.to_path_buf(),
+        source,
+    })?;
+    let j = JsonFile { path: json };
+    let categories = read_categories(&j, j.array(&doc, "categories")?)?;
+    let images = read_images(&j, j.array(&doc, "images")?)?;
+    let annotations = j.array(&doc, "annotations")?;
+    let index: HashMap<&str, usize> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| (img.id.as_str(), i))
+        .collect();
+    let mut boxed = vec![false; images.len()];
+    let mut annotated = vec![false; images.len()];
+    // (image, category, region) per kept annotation, in annotation order.
+    let mut found = Vec::new();
+    let mut orphans = 0;
+    for (i, ann) in annotations.iter().enumerate() {
+        let at = format!("annotations[{i}]");
+        let image_id = j.id(ann, &at, "image_id")?;
+        let category = j.integer(ann, &at, "category_id")?;
+        if !categories.contains_key(&category) {
+            return Err(DataError::UnknownCategory {
+                path: j.path.to_path_buf(),
+                field: join(&at, "category_id"),
+                id: category.to_string(),
+            });
+        }
+        let Some(&slot) = index.get(image_id.as_str()) else {
+            orphans += 1;
+            continue;
+        };
+        annotated[slot] = true;
+        let region = match ann.get("bbox") {
+            None | Some(Value::Null) => None,
+            Some(b) => Some(j.pixel_box(b, &join(&at, "bbox"), &images[slot], slot)?),
+        };
+        boxed[slot] |= region.is_some();
+        found.push((slot, category, region));
+    }
+    // An unboxed annotation of an image that has boxes adds nothing the boxes do not say.
+    found.retain(|&(slot, _, region)| region.is_some() || !boxed[slot]);
+    found.dedup();
+    let used: BTreeSet<i64> = found.iter().map(|&(_, c, _)| c).collect();
+    let label_of: BTreeMap<i64, usize> = used.iter().enumerate().map(|(l, &c)| (c, l)).collect();
+    let samples: Vec<Sample> = found
+        .iter()
+        .map(|&(slot, category, region)| Sample {
+            path: image_root.join(&images[slot].file_name),
+            label: label_of[&category],
+            region,
+        })
+        .collect();
+    if samples.is_empty() {
+        return Err(DataError::NoSamples {
+            path: j.path.to_path_buf(),
+        });
+    }
+    let summary = CocoSummary {
+        images: images.len(),
+        annotations: annotations.len(),
+        kept: samples.len(),
+        no_annotation: annotated.iter().filter(|&&a| !a).count(),
+        conflicting: 0,
+        orphan_annotations: orphans,
+        unused_categories: categories
+            .iter()
+            .filter(|(id, _)| !label_of.contains_key(id))
+            .map(|(_, name)| name.clone())
+            .collect(),
+    };
+    let classes = label_of
+        .keys()
+        .filter_map(|c| categories.get(c).cloned())
+        .collect();
+    Ok((Dataset::new(dataset_name(&j), classes, samples)?, summary))
+}
+
+/// The dataset's name: the JSON file's stem.
+fn dataset_name(j: &JsonFile<'_>) -> String {
+    j.path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "coco-camera-traps".to_string())
+}
+
 /// The JSON file being read, for error messages.
 struct JsonFile<'p> {
     path: &'p Path,
@@ -127,6 +235,40 @@ impl JsonFile<'_> {
         v.as_str()
             .map(str::to_string)
             .ok_or_else(|| self.error(join(at, key), format!("is {}; expected a string", kind(v))))
+    }
+
+    /// A `bbox` `[x, y, width, height]` in pixels of `image` (`images[slot]`), as fractions of
+    /// it; `at` is the bbox's JSON path.
+    fn pixel_box(
+        &self,
+        bbox: &Value,
+        at: &str,
+        image: &Image,
+        slot: usize,
+    ) -> Result<NormalizedBox, DataError> {
+        let numbers: Option<Vec<f64>> = bbox
+            .as_array()
+            .filter(|a| a.len() == 4)
+            .map(|a| a.iter().filter_map(Value::as_f64).collect());
+        let Some([x, y, w, h]) = numbers.and_then(|n| <[f64; 4]>::try_from(n).ok()) else {
+            return Err(self.error(
+                at,
+                format!(
+                    "is {}; expected [x, y, width, height] in pixels",
+                    kind(bbox)
+                ),
+            ));
+        };
+        let (Some(width), Some(height)) = (image.width, image.height) else {
+            return Err(self.error(
+                format!("images[{slot}].width"),
+                "is missing or not a positive integer; expected the image's width and height \
+                 in pixels, which place its boxes",
+            ));
+        };
+        let (width, height) = (f64::from(width), f64::from(height));
+        NormalizedBox::new(x / width, y / height, w / width, h / height)
+            .map_err(|e| self.error(at, format!("{e} (the image is {width}x{height} pixels)")))
     }
 
     fn integer(&self, obj: &Value, at: &str, key: &str) -> Result<i64, DataError> {
@@ -193,6 +335,9 @@ fn read_categories(j: &JsonFile<'_>, items: &[Value]) -> Result<BTreeMap<i64, St
 struct Image {
     id: String,
     file_name: String,
+    /// Its size in pixels, where `images` gives it.
+    width: Option<u32>,
+    height: Option<u32>,
 }
 
 fn read_images(j: &JsonFile<'_>, items: &[Value]) -> Result<Vec<Image>, DataError> {
@@ -208,7 +353,18 @@ fn read_images(j: &JsonFile<'_>, items: &[Value]) -> Result<Vec<Image>, DataErro
                 format!("repeats image id {id:?} of images[{first}]; expected unique ids"),
             ));
         }
-        out.push(Image { id, file_name });
+        let size = |key| {
+            item.get(key)
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .filter(|&v| v > 0)
+        };
+        out.push(Image {
+            id,
+            file_name,
+            width: size("width"),
+            height: size("height"),
+        });
     }
     Ok(out)
 }
@@ -289,6 +445,7 @@ fn build(
             ImageLabel::Category(c) => label_of.get(c).map(|&label| Sample {
                 path: image_root.join(&img.file_name),
                 label,
+                region: None,
             }),
             _ => None,
         })
@@ -315,12 +472,7 @@ fn build(
             .map(|(_, name)| name.clone())
             .collect(),
     };
-    let name = j
-        .path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "coco-camera-traps".to_string());
-    Ok((Dataset::new(name, classes, samples)?, summary))
+    Ok((Dataset::new(dataset_name(j), classes, samples)?, summary))
 }
 
 fn count(status: &[ImageLabel], which: ImageLabel) -> usize {
@@ -397,6 +549,86 @@ mod tests {
             }
         );
         assert!(summary.to_string().contains("2 of 5 images kept"));
+    }
+
+    #[test]
+    fn boxes_are_samples_of_their_category_placed_by_the_image_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = serde_json::json!({
+            "images": [
+                {"id": "a", "file_name": "a.jpg", "width": 200, "height": 100},
+                {"id": "b", "file_name": "b.jpg", "width": 50, "height": 50},
+                {"id": "c", "file_name": "c.jpg"}
+            ],
+            "annotations": [
+                {"id": 1, "image_id": "a", "category_id": 3, "bbox": [20, 10, 50, 40]},
+                {"id": 2, "image_id": "a", "category_id": 5, "bbox": [100, 50, 100, 50]},
+                {"id": 3, "image_id": "b", "category_id": 0},
+                {"id": 4, "image_id": "ghost", "category_id": 3, "bbox": [0, 0, 1, 1]}
+            ],
+            "categories": [{"id": 0, "name": "empty"}, {"id": 3, "name": "wren"},
+                           {"id": 5, "name": "finch"}, {"id": 9, "name": "unused"}]
+        });
+        let json = write_json(dir.path(), &doc);
+        let (ds, summary) = load_coco_camera_traps_boxes(&json, Path::new("r")).unwrap();
+        assert_eq!(ds.classes, ["empty", "wren", "finch"]);
+        let got: Vec<_> = ds
+            .samples
+            .iter()
+            .map(|s| (s.path.clone(), s.label, s.region.map(|r| r.to_array())))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("r/a.jpg".into(), 1, Some([0.1, 0.1, 0.25, 0.4])),
+                ("r/a.jpg".into(), 2, Some([0.5, 0.5, 0.5, 0.5])),
+                ("r/b.jpg".into(), 0, None),
+            ]
+        );
+        assert_eq!(
+            (
+                summary.kept,
+                summary.no_annotation,
+                summary.orphan_annotations
+            ),
+            (3, 1, 1)
+        );
+        assert_eq!(summary.unused_categories, ["unused"]);
+    }
+
+    #[test]
+    fn a_bad_box_names_the_annotation_and_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = |bbox: Value, size: bool| {
+            let image = match size {
+                true => {
+                    serde_json::json!({"id": "a", "file_name": "a.jpg", "width": 100, "height": 100})
+                }
+                false => serde_json::json!({"id": "a", "file_name": "a.jpg"}),
+            };
+            serde_json::json!({
+                "images": [image],
+                "annotations": [{"id": 1, "image_id": "a", "category_id": 1, "bbox": bbox}],
+                "categories": [{"id": 1, "name": "wren"}]
+            })
+        };
+        let err = |bbox, size| {
+            let json = write_json(dir.path(), &doc(bbox, size));
+            load_coco_camera_traps_boxes(&json, dir.path())
+                .unwrap_err()
+                .to_string()
+        };
+        let outside = err(serde_json::json!([90, 10, 20, 20]), true);
+        assert!(
+            outside.contains("annotations[0].bbox") && outside.contains("outside the image"),
+            "{outside}"
+        );
+        let empty = err(serde_json::json!([10, 10, 0, 20]), true);
+        assert!(empty.contains("no area"), "{empty}");
+        let short = err(serde_json::json!([10, 10, 20]), true);
+        assert!(short.contains("expected [x, y, width, height]"), "{short}");
+        let no_size = err(serde_json::json!([10, 10, 20, 20]), false);
+        assert!(no_size.contains("images[0].width"), "{no_size}");
     }
 
     #[test]

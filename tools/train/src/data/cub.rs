@@ -86,6 +86,7 @@ pub fn load_cub(root: &Path, split: Split) -> Result<Dataset, DataError> {
         .map(|((_, rel), (&label, _))| Sample {
             path: image_dir.join(rel),
             label,
+            region: None,
         })
         .collect();
     let name = format!("{}/{split}", folder_name(root));

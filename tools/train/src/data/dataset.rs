@@ -11,6 +11,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use image::RgbImage;
+use xrvlm_runtime::crop::{CropRule, NormalizedBox};
+use xrvlm_runtime::image_io::{load_rgb, ImageLoadError};
+
 /// One image of a dataset: where it is and which class it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Sample {
@@ -19,6 +23,22 @@ pub struct Sample {
     pub path: PathBuf,
     /// Index into [`Dataset::classes`].
     pub label: usize,
+    /// The box of the labelled animal, when the sample is its crop rather than the whole
+    /// image: the loader cuts it with the runtime's crop rule
+    /// ([`xrvlm_runtime::crop::CropRule::DETECTION`]), as `classify --detections` and the
+    /// field loop do.
+    pub region: Option<NormalizedBox>,
+}
+
+impl Sample {
+    /// The sample's pixels: its file decoded, cut to its region when it has one.
+    pub fn image(&self) -> Result<RgbImage, ImageLoadError> {
+        let image = load_rgb(&self.path)?;
+        Ok(match self.region {
+            Some(region) => CropRule::DETECTION.cut(&image, region),
+            None => image,
+        })
+    }
 }
 
 /// A labelled image collection: class names in label order and the samples.
@@ -357,6 +377,12 @@ impl Dataset {
         for s in &self.samples {
             h.write_str(&relative_slash_path(&s.path, &base));
             h.write_u64(s.label as u64);
+            // Whole-image samples hash as before boxes existed.
+            if let Some(region) = s.region {
+                for v in region.to_array() {
+                    h.write_u64(v.to_bits());
+                }
+            }
         }
         format!("{:016x}", h.finish())
     }
@@ -433,6 +459,7 @@ mod tests {
         let s = |p: &str, label| Sample {
             path: Path::new(root).join(p),
             label,
+            region: None,
         };
         Dataset::new(
             "toy",
@@ -458,6 +485,7 @@ mod tests {
             vec![Sample {
                 path: "x.jpg".into(),
                 label: 1,
+                region: None,
             }],
         )
         .unwrap_err();

@@ -43,7 +43,11 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset, DataError> {
         if images.is_empty() {
             return Err(DataError::EmptyClass { path: folder });
         }
-        samples.extend(images.into_iter().map(|path| Sample { path, label }));
+        samples.extend(images.into_iter().map(|path| Sample {
+            path,
+            label,
+            region: None,
+        }));
     }
     Dataset::new(folder_name(root), classes, samples)
 }

@@ -109,6 +109,7 @@ mod tests {
                     samples.push(Sample {
                         path: PathBuf::from(format!("c{label}/{i}.png")),
                         label,
+                        region: None,
                     });
                 }
             }

@@ -23,7 +23,6 @@ use candle_core::{Device, Tensor};
 use image::RgbImage;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use xrvlm_runtime::image_io::load_rgb;
 use xrvlm_runtime::preprocess::Preprocess;
 
 use super::augment::Augment;
@@ -279,9 +278,9 @@ impl<'a> Loader<'a> {
 
     /// Loads and transforms one sample; a panic in the decoder becomes an error.
     fn decode_one(&self, index: usize) -> Result<Vec<f32>, String> {
-        let path = &self.dataset.samples[index].path;
+        let sample = &self.dataset.samples[index];
         let work = || -> Result<Vec<f32>, String> {
-            let img = load_rgb(path).map_err(|e| e.to_string())?;
+            let img = sample.image().map_err(|e| e.to_string())?;
             if img.width() == 0 || img.height() == 0 {
                 return Err(format!(
                     "image is {}x{}; expected a non-empty image",
@@ -371,7 +370,11 @@ mod tests {
             .map(|(i, &(w, h))| {
                 let path = root.join(format!("c{}/{i}.png", i % 2));
                 write_png(&path, w, h, i as u8 * 40);
-                Sample { path, label: i % 2 }
+                Sample {
+                    path,
+                    label: i % 2,
+                    region: None,
+                }
             })
             .collect();
         Dataset::new("good", vec!["even".into(), "odd".into()], samples).unwrap()
@@ -390,6 +393,7 @@ mod tests {
             Sample {
                 path: corrupt,
                 label: 0,
+                region: None,
             },
         );
         ds.samples.insert(
@@ -397,11 +401,13 @@ mod tests {
             Sample {
                 path: truncated,
                 label: 1,
+                region: None,
             },
         );
         ds.samples.push(Sample {
             path: missing,
             label: 0,
+            region: None,
         });
         ds
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::Schedule;
 use super::sgd::SgdConfig;
-use crate::data::coco_camera_traps::load_coco_camera_traps;
+use crate::data::coco_camera_traps::{load_coco_camera_traps, load_coco_camera_traps_boxes};
 use crate::data::cub::{is_cub_root, load_cub, Split};
 use crate::data::image_folder::{image_folder_splits, load_image_folder};
 use crate::data::kshot::k_shot;
@@ -37,6 +37,10 @@ pub enum DataSource {
         json: PathBuf,
         /// The directory `file_name`s are relative to.
         images: PathBuf,
+        /// One sample per annotated box, the box's crop (the runtime's crop rule), instead of
+        /// one per image.
+        #[serde(default)]
+        boxes: bool,
     },
 }
 
@@ -119,8 +123,15 @@ pub fn resolve(cfg: &DataConfig) -> Result<Splits, RunError> {
             Some((train, test)) => (train, Some(test)),
             None => (load_image_folder(root)?, None),
         },
-        DataSource::CocoCameraTraps { json, images } => {
-            let (ds, summary) = load_coco_camera_traps(json, images)?;
+        DataSource::CocoCameraTraps {
+            json,
+            images,
+            boxes,
+        } => {
+            let (ds, summary) = match boxes {
+                true => load_coco_camera_traps_boxes(json, images)?,
+                false => load_coco_camera_traps(json, images)?,
+            };
             notes.push(summary.to_string());
             (ds, None)
         }

@@ -11,7 +11,7 @@ use xrvlm_runtime::preprocess::Preprocess;
 
 use super::images::{pick_per_class, preprocess_files};
 use super::BundleError;
-use crate::data::Dataset;
+use crate::data::{Dataset, Sample};
 use crate::model::Model;
 
 /// Copies up to `count` images of `ds` (classes in turn) into `dir/golden/`, computes their
@@ -38,9 +38,9 @@ pub fn write_golden(
     std::fs::create_dir_all(&golden_dir).map_err(|e| BundleError::io(&golden_dir, e))?;
     let mut entries = Vec::new();
     for (i, (sample, row)) in kept.iter().zip(logits).enumerate() {
-        let name = golden_name(i, &ds.classes[sample.label], &sample.path);
+        let name = golden_name(i, &ds.classes[sample.label], sample);
         let target = golden_dir.join(&name);
-        std::fs::copy(&sample.path, &target).map_err(|e| BundleError::io(&sample.path, e))?;
+        write_golden_image(sample, &target)?;
         entries.push(GoldenEntry {
             file: name,
             label: ds.classes[sample.label].clone(),
@@ -53,13 +53,32 @@ pub fn write_golden(
     Ok(entries)
 }
 
-/// `NN_<class>.<ext>`: unique, sortable and labelled.
-fn golden_name(index: usize, class: &str, source: &Path) -> String {
-    let ext = source
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("png")
-        .to_ascii_lowercase();
+/// The golden image of `sample`: its file as it is, or for a boxed sample its crop as PNG
+/// (the device classifies a golden image whole).
+fn write_golden_image(sample: &Sample, target: &Path) -> Result<(), BundleError> {
+    match sample.region {
+        None => std::fs::copy(&sample.path, target)
+            .map(drop)
+            .map_err(|e| BundleError::io(&sample.path, e)),
+        Some(_) => sample
+            .image()
+            .map_err(|e| BundleError::Data(e.to_string()))?
+            .save(target)
+            .map_err(|e| BundleError::Data(format!("{}: {e}", target.display()))),
+    }
+}
+
+/// `NN_<class>.<ext>`: unique, sortable and labelled; a crop is a PNG.
+fn golden_name(index: usize, class: &str, sample: &Sample) -> String {
+    let ext = match sample.region {
+        Some(_) => "png".to_string(),
+        None => sample
+            .path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("png")
+            .to_ascii_lowercase(),
+    };
     let class: String = class
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })

@@ -1,7 +1,6 @@
 //! Choosing and preprocessing the images an export needs (calibration, golden, evaluation):
 //! classes in turn so that every class is represented, unreadable files skipped with a warning.
 
-use xrvlm_runtime::image_io::load_rgb;
 use xrvlm_runtime::preprocess::Preprocess;
 
 use super::BundleError;
@@ -22,8 +21,9 @@ pub fn pick_per_class(ds: &Dataset, count: usize) -> Vec<Sample> {
         .collect()
 }
 
-/// The preprocessed pixels `(N, 3, S, S)` flattened, and the samples that loaded; a file that
-/// cannot be read is reported on stderr and left out.
+/// The preprocessed pixels `(N, 3, S, S)` flattened (a boxed sample's crop, cut as a device
+/// cuts it), and the samples that loaded; a file that cannot be read is reported on stderr and
+/// left out.
 pub fn preprocess_files(
     samples: &[Sample],
     preprocess: &Preprocess,
@@ -31,7 +31,7 @@ pub fn preprocess_files(
     let mut pixels = Vec::new();
     let mut kept = Vec::new();
     for s in samples {
-        match load_rgb(&s.path) {
+        match s.image() {
             Ok(image) => {
                 let chw = preprocess
                     .apply(&image)
