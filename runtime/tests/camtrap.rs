@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use xrvlm_runtime::bundle::manifest::ClassInfo;
 use xrvlm_runtime::classifier::ClassScore;
+use xrvlm_runtime::crop::NormalizedBox;
 use xrvlm_runtime::field::camtrap::{self, ExportOptions};
 use xrvlm_runtime::field::config::Profile;
 use xrvlm_runtime::field::decision::{DecidedFrame, Decider, EventGrouper};
@@ -121,6 +122,10 @@ fn write_log(dir: &Path) -> std::path::PathBuf {
             saved_frame: outcome
                 .is_animal()
                 .then(|| format!("frames/2026-09-22/{i:010}_m{i}.jpg")),
+            // Animal frames classified on the motion gate's region, as the field loop does.
+            bbox: outcome
+                .is_animal()
+                .then(|| NormalizedBox::new(0.1 * (i % 5) as f64, 0.3, 0.25, 0.4).unwrap()),
         }))
         .unwrap();
     }
@@ -169,7 +174,7 @@ fn exported_package_is_valid_camtrap_dp() {
 }
 
 #[test]
-fn events_become_event_observations_and_blank_frames_media_observations() {
+fn events_become_event_observations_and_boxed_or_blank_frames_media_observations() {
     let dir = tempfile::tempdir().unwrap();
     let out = export(dir.path());
     assert_eq!(rows(&out.join("deployments.csv")).len(), 1);
@@ -185,13 +190,24 @@ fn events_become_event_observations_and_blank_frames_media_observations() {
         summary,
         [
             ("media", "blank", "", "m0"),
+            // Frames classified on a region: the animal with its box, per frame.
+            ("media", "animal", "Fringilla caudata", "m1"),
+            ("media", "animal", "Fringilla caudata", "m2"),
+            ("media", "animal", "greybill chat", "m3"),
             ("event", "animal", "Fringilla caudata", ""),
             ("media", "blank", "", "m4"),
             ("event", "unknown", "", ""),
             ("media", "blank", "", "m7"),
         ]
     );
-    let finch = &observations[1];
+    // Columns 18–21: bboxX, bboxY, bboxWidth, bboxHeight (the log's box of frame 2).
+    let boxed = &observations[2];
+    assert_eq!(
+        (&boxed[18], &boxed[19], &boxed[20], &boxed[21]),
+        ("0.2000", "0.3000", "0.2500", "0.4000")
+    );
+    assert_eq!(&observations[4][18], "", "an event has no box");
+    let finch = &observations[4];
     assert_eq!(
         (&finch[3], &finch[4], &finch[5]),
         (

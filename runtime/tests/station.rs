@@ -1,7 +1,8 @@
 //! The field loop end to end on the demo bundle: a camera that vanishes and returns (the loop
 //! goes on and its memory stays flat), corrupt frames, a full card, a stop request, a restart
 //! that resumes the log, real Reconyx photos read through the folder source with their EXIF
-//! capture time, and health records and idle event closing driven by a fake clock.
+//! capture time, health records and idle event closing driven by a fake clock, and the motion
+//! gate's region classified as a crop, logged and outlined.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
@@ -607,4 +608,57 @@ fn health_records_and_idle_event_closing_follow_the_injected_clock() {
         1
     );
     assert_events_match_frames(&records);
+}
+
+#[test]
+fn the_motion_region_is_classified_logged_with_its_box_and_outlined_on_the_saved_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let card = dir.path().join("card");
+    std::fs::create_dir(&card).unwrap();
+    let scene = image::RgbImage::from_fn(640, 360, |x, y| {
+        image::Rgb([(60 + y / 4) as u8, (90 + x / 16) as u8, 50])
+    });
+    scene.save(card.join("IMG_0000.png")).unwrap();
+    // A 110-px synthetic frame of the demo's world steps into the scene at (400, 180).
+    let animal = synthetic(1).render(0).image;
+    let mut with_animal = scene.clone();
+    image::imageops::replace(&mut with_animal, &animal, 400, 180);
+    with_animal.save(card.join("IMG_0001.png")).unwrap();
+    let mut profile = profile(dir.path(), "kind = \"folder\"\npath = \"card\"", "64 MiB");
+    profile.motion.enabled = true;
+    profile.output.save_frames = SaveFrames::All;
+    let mut station = open_station(&profile, options(None)).unwrap();
+    assert_eq!(
+        station
+            .run(&AtomicBool::new(false), |_| {})
+            .unwrap()
+            .counters
+            .inferences,
+        2
+    );
+    let records = records(&profile);
+    let frames = frame_records(&records);
+    // The first frame has nothing to compare with: whole. The second: the changed region,
+    // inside the animal's 110 × 110 pixels padded by one small pixel (10 frame pixels) each
+    // side, and most of them (parts of its backdrop match the scene's colours).
+    assert_eq!(frames[0].bbox, None);
+    let region = frames[1].bbox.expect("a region").to_array();
+    let [x, y, w, h] = [
+        region[0] * 640.0,
+        region[1] * 360.0,
+        region[2] * 640.0,
+        region[3] * 360.0,
+    ];
+    let inside = x >= 389.5 && y >= 169.5 && x + w <= 520.5 && y + h <= 300.5;
+    assert!(inside && w >= 60.0 && h >= 60.0, "{:?}", [x, y, w, h]);
+    let saved = profile
+        .output
+        .folder
+        .join(frames[1].saved_frame.as_ref().unwrap());
+    let saved = image::open(saved).unwrap().to_rgb8();
+    // The outline's top edge, in the JPEG: yellow where the scene is green-grey.
+    let [r, g, b] = saved.get_pixel((x + w / 2.0) as u32, y as u32 + 1).0;
+    assert!(r > 200 && g > 150 && b < 110, "{:?}", [r, g, b]);
+    let [r, _, _] = saved.get_pixel(100, 100).0;
+    assert!(r < 120, "the scene away from the box is as it was");
 }
