@@ -5,14 +5,22 @@
 //! separately, and reports the median, 10th and 90th percentiles (nearest rank) of each, plus
 //! the peak resident memory of the process (`VmHWM` in `/proc/self/status`, Linux only). Frames
 //! cycle over the given images, or the bundle's golden images.
+//!
+//! With `--crop X,Y,W,H` every frame is also classified on the square crop of that box (the
+//! crop rule of `classify --detections` and of the field loop's motion region), right after
+//! its whole-frame run, so both paths are timed side by side under the same conditions: the
+//! crop's cut, preprocessing, image model and scoring (decoding is the frame's, counted in
+//! both totals).
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use image::RgbImage;
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
+use xrvlm_runtime::crop::{CropRule, NormalizedBox};
 use xrvlm_runtime::engine::{PlanOptions, Precision, Profile};
 use xrvlm_runtime::image_io::load_rgb;
 
@@ -42,9 +50,30 @@ pub struct BenchArgs {
     /// time goes, per kind of operation.
     #[arg(long, value_name = "FRAMES")]
     pub profile: Option<NonZeroUsize>,
+    /// Also time each frame classified on the square crop of this box (fractions of the
+    /// frame: left, top, width, height, as MegaDetector writes them).
+    #[arg(long, value_name = "X,Y,W,H", value_parser = parse_box)]
+    pub crop: Option<NormalizedBox>,
 }
 
-/// Per-frame durations of each stage.
+/// `X,Y,W,H` as a checked box.
+fn parse_box(text: &str) -> Result<NormalizedBox, String> {
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("'{text}': {e}; expected four numbers X,Y,W,H"))?;
+    let [x, y, w, h] = values[..] else {
+        return Err(format!(
+            "'{text}' has {} numbers; expected four: X,Y,W,H",
+            values.len()
+        ));
+    };
+    NormalizedBox::new(x, y, w, h).map_err(|e| e.to_string())
+}
+
+/// Per-frame durations of each stage of one path (whole frame, or a crop: then `decode` is
+/// the crop's cut and `total` also counts the frame's decoding).
 #[derive(Default)]
 struct Samples {
     decode: Vec<Duration>,
@@ -78,16 +107,30 @@ pub fn run(args: BenchArgs) -> Result<Status> {
         .with_context(|| format!("preparing the {} image model", args.precision))?;
     let plan = start.elapsed();
     let mut samples = Samples::default();
+    let mut crops = Samples::default();
     for i in 0..args.warmup + args.frames.get() {
-        let frame = measure_frame(&classifier, &images[i % images.len()])?;
+        let t0 = Instant::now();
+        let decoded = load_rgb(&images[i % images.len()])?;
+        let decode = t0.elapsed();
+        let frame = measure_stages(&classifier, &decoded, decode)?;
+        let crop = args
+            .crop
+            .map(|bbox| measure_crop(&classifier, &decoded, bbox))
+            .transpose()?;
         if i >= args.warmup {
-            samples.push(frame);
+            samples.push(frame, Duration::ZERO);
+            if let Some(crop) = crop {
+                crops.push(crop, decode);
+            }
         }
     }
     print!(
         "{}",
         report(&args, verify, plan, &samples, peak_memory_kib())
     );
+    if let Some(bbox) = args.crop {
+        print!("{}", crop_report(bbox, &decoded_size(&images[0])?, &crops));
+    }
     if let Some(frames) = args.profile {
         let decoded = load_rgb(&images[0])?;
         let input = classifier.preprocess().apply(&decoded)?;
@@ -97,22 +140,42 @@ pub fn run(args: BenchArgs) -> Result<Status> {
     Ok(Status::Success)
 }
 
-/// One frame's stage durations: decode, preprocess, model, scoring.
-fn measure_frame(classifier: &Classifier, image: &Path) -> Result<[Duration; 4]> {
+/// One image's stage durations: `first` (its decoding or cut), preprocess, model, scoring.
+fn measure_stages(
+    classifier: &Classifier,
+    image: &RgbImage,
+    first: Duration,
+) -> Result<[Duration; 4]> {
+    let (_, t) = classifier.classify_timed(image, 1)?;
+    Ok([first, t.preprocess, t.model, t.scoring])
+}
+
+/// The crop path's durations: the cut of `bbox`'s square, then the stages on it.
+fn measure_crop(
+    classifier: &Classifier,
+    frame: &RgbImage,
+    bbox: NormalizedBox,
+) -> Result<[Duration; 4]> {
     let t0 = Instant::now();
-    let decoded = load_rgb(image)?;
-    let decode = t0.elapsed();
-    let (_, t) = classifier.classify_timed(&decoded, 1)?;
-    Ok([decode, t.preprocess, t.model, t.scoring])
+    let crop = CropRule::DETECTION.cut(frame, bbox);
+    measure_stages(classifier, &crop, t0.elapsed())
+}
+
+/// The first image's width and height, for the crop report.
+fn decoded_size(image: &Path) -> Result<(u32, u32)> {
+    Ok(load_rgb(image)?.dimensions())
 }
 
 impl Samples {
-    fn push(&mut self, [decode, preprocess, model, scoring]: [Duration; 4]) {
-        self.decode.push(decode);
+    /// One run's stages; `before` is time spent before them that the total also counts (the
+    /// frame's decoding, for a crop).
+    fn push(&mut self, [first, preprocess, model, scoring]: [Duration; 4], before: Duration) {
+        self.decode.push(first);
         self.preprocess.push(preprocess);
         self.model.push(model);
         self.scoring.push(scoring);
-        self.total.push(decode + preprocess + model + scoring);
+        self.total
+            .push(before + first + preprocess + model + scoring);
     }
 }
 
@@ -152,16 +215,26 @@ fn report(
         args.warmup
     );
     out += &format!("load: verify {} ms, plan {} ms\n", ms(verify), ms(plan));
-    out += &format!(
+    out += &stage_table(samples, "decode", "total");
+    out += &match peak_kib {
+        Some(kib) => format!("peak memory (VmHWM): {:.1} MiB\n", kib as f64 / 1024.0),
+        None => "peak memory: unavailable (no /proc/self/status)\n".to_string(),
+    };
+    out
+}
+
+/// The stages' median, p10 and p90; `first` names the first stage, `total` the last row.
+fn stage_table(samples: &Samples, first: &str, total: &str) -> String {
+    let mut out = format!(
         "{:<12} {:>10} {:>10} {:>10}\n",
         "stage (ms)", "median", "p10", "p90"
     );
     let rows = [
-        ("decode", &samples.decode),
+        (first, &samples.decode),
         ("preprocess", &samples.preprocess),
         ("image model", &samples.model),
         ("scoring", &samples.scoring),
-        ("total", &samples.total),
+        (total, &samples.total),
     ];
     for (name, values) in rows {
         let [median, p10, p90] = summarize(values);
@@ -172,10 +245,20 @@ fn report(
             ms(p90)
         );
     }
-    out += &match peak_kib {
-        Some(kib) => format!("peak memory (VmHWM): {:.1} MiB\n", kib as f64 / 1024.0),
-        None => "peak memory: unavailable (no /proc/self/status)\n".to_string(),
-    };
+    out
+}
+
+/// The crop path's table, after the whole frame's.
+fn crop_report(bbox: NormalizedBox, (width, height): &(u32, u32), crops: &Samples) -> String {
+    let rect = CropRule::DETECTION.square(bbox, *width, *height);
+    let mut out = format!(
+        "crop of {:?} (first image: a {}x{} square of the {width}x{height} frame), each frame \
+         right after its whole-frame run; total = the frame's decode + the rows above it\n",
+        bbox.to_array(),
+        rect.width,
+        rect.height
+    );
+    out += &stage_table(crops, "cut", "total");
     out
 }
 
@@ -233,6 +316,21 @@ mod tests {
             summarize(&[Duration::from_millis(3)])[2],
             Duration::from_millis(3)
         );
+    }
+
+    #[test]
+    fn crop_boxes_parse_as_four_checked_numbers() {
+        let b = parse_box("0.1, 0.2,0.3,0.4").unwrap();
+        assert_eq!(b.to_array(), [0.1, 0.2, 0.3, 0.4]);
+        assert!(parse_box("0.1,0.2,0.3")
+            .unwrap_err()
+            .contains("expected four"));
+        assert!(parse_box("0.1,x,0.3,0.4")
+            .unwrap_err()
+            .contains("expected four"));
+        assert!(parse_box("0.9,0.2,0.3,0.4")
+            .unwrap_err()
+            .contains("outside"));
     }
 
     #[test]
