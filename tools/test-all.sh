@@ -16,6 +16,9 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
 command -v file >/dev/null 2>&1 || need_apt+=(file)
+# The runtime's tests read `classify --detections` output with Python's json module, as
+# MegaDetector's and Timelapse's Python tools do.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi

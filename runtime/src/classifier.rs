@@ -205,15 +205,27 @@ impl Classifier {
             .flatten()
             .copied()
             .collect();
-        let logits = if batch.is_empty() {
-            None
+        let mut predictions = if batch.is_empty() {
+            Vec::new()
         } else {
-            Some(self.logits(&batch)?)
-        };
-        let mut rows = logits.iter().flat_map(|l| l.rows());
+            self.classify_preprocessed(&batch, k)?
+        }
+        .into_iter();
         Ok(loaded
             .into_iter()
-            .map(|r| r.map(|_| self.predict(rows.next().expect("one row per image"), k)))
+            .map(|r| r.map(|_| predictions.next().expect("one prediction per image")))
             .collect())
+    }
+
+    /// Classifies preprocessed images (N, 3, S, S) as one batch, keeping the `k` best classes
+    /// of each: the model's part of [`Classifier::classify_files`], for callers that prepare
+    /// their own inputs (the crops of `classify --detections`).
+    pub fn classify_preprocessed(
+        &self,
+        images: &[f32],
+        k: usize,
+    ) -> Result<Vec<Prediction>, EngineError> {
+        let logits = self.logits(images)?;
+        Ok(logits.rows().map(|row| self.predict(row, k)).collect())
     }
 }

@@ -4,6 +4,8 @@
 //! - `camtrap`: `xrvlm export-camtrap` writes packages that validate against the Camtrap DP schemas.
 //! - `check`: `xrvlm check` on the demo bundle, at int8 and fp32, and its refusals.
 //! - `cli`: the `xrvlm` binary end to end.
+//! - `detections`: `xrvlm classify --detections` on camera-trap photos and a MegaDetector file,
+//!   its output read back by Rust and by Python's `json` module.
 //! - `engine`: the tract plans and the classifier against hand-computed and pinned outputs.
 //! - `power_cut`: the real `xrvlm run` killed at random moments loses nothing.
 //! - `preprocess_reference`: the table-driven resampler against a plain per-pixel reference.
@@ -14,6 +16,7 @@ mod camtrap_schema;
 mod check;
 mod cli;
 mod common;
+mod detections;
 mod engine;
 mod power_cut;
 mod preprocess_reference;

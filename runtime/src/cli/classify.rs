@@ -1,4 +1,6 @@
-//! `xrvlm classify PATH… --bundle DIR`: classify image files and folder trees.
+//! `xrvlm classify PATH… --bundle DIR`: classify image files and folder trees; with
+//! `--detections md.json` instead of paths, the crops of a MegaDetector file's animal
+//! detections ([`super::classify_detections`]).
 //!
 //! Files are classified in batches in the order [`super::inputs::collect`] gives. A file
 //! that cannot be read, decoded or preprocessed is recorded as a failure with its error and
@@ -16,22 +18,34 @@ use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::engine::{PlanOptions, Precision};
 
+use super::detection_file::DEFAULT_MIN_DETECTION_CONF;
 use super::inputs::{collect, Input};
-use super::output::{self, Format, Record, RunInfo};
+use super::output::{self, Format, Layout, Record, RunInfo};
 use super::Status;
 
 /// Arguments of `classify`.
 #[derive(Debug, clap::Args)]
 pub struct ClassifyArgs {
     /// Image files and folders (walked recursively for .jpg, .jpeg, .png, .bmp, .webp).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "detections", conflicts_with = "detections")]
     pub paths: Vec<PathBuf>,
+    /// Classify the crops of the animal detections in this MegaDetector batch-output file
+    /// instead of whole frames, and write the file back with their classifications.
+    #[arg(long, value_name = "MD_JSON")]
+    pub detections: Option<PathBuf>,
+    /// The folder the detection file's relative image paths start from (default: the folder
+    /// holding the detection file).
+    #[arg(long, value_name = "DIR", conflicts_with = "paths")]
+    pub image_dir: Option<PathBuf>,
+    /// Classify only detections at least this confident, between 0 and 1 (default 0.2).
+    #[arg(long, value_name = "CONF", conflicts_with = "paths", value_parser = parse_conf)]
+    pub min_detection_conf: Option<f64>,
     /// The model bundle directory.
     #[arg(long, default_value = "models/demo")]
     pub bundle: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
-    pub format: Format,
+    /// Output format (default: jsonl; megadetector with --detections).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Output file (standard output when omitted; required for megadetector and --resume).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -41,10 +55,10 @@ pub struct ClassifyArgs {
     /// Threads for the image model (default: every core).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
-    /// Classes reported per image.
+    /// Classes reported per image (per detection with --detections).
     #[arg(long, default_value = "5")]
     pub top_k: NonZeroUsize,
-    /// Images per run of the image model.
+    /// Images (crops with --detections) per run of the image model.
     #[arg(long, default_value = "4")]
     pub batch_size: NonZeroUsize,
     /// Skip the files the existing --output already records and append the others.
@@ -55,18 +69,45 @@ pub struct ClassifyArgs {
     pub quiet: bool,
 }
 
+impl ClassifyArgs {
+    /// The output format asked for, or the mode's default.
+    pub fn format(&self) -> Format {
+        let default = match self.detections {
+            Some(_) => Format::Megadetector,
+            None => Format::Jsonl,
+        };
+        self.format.unwrap_or(default)
+    }
+
+    /// The detection confidence threshold of `--detections`.
+    pub fn min_detection_conf(&self) -> f64 {
+        self.min_detection_conf
+            .unwrap_or(DEFAULT_MIN_DETECTION_CONF)
+    }
+}
+
+/// A confidence: a number from 0 to 1.
+fn parse_conf(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(conf) if (0.0..=1.0).contains(&conf) => Ok(conf),
+        _ => Err(format!("expected a number from 0 to 1, got {text:?}")),
+    }
+}
+
 /// Runs `classify`.
 pub fn run(args: ClassifyArgs) -> Result<Status> {
-    let bundle = Bundle::open(&args.bundle)
-        .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
-    let options = PlanOptions {
-        precision: args.precision,
-        threads: args.threads.unwrap_or_else(default_threads),
-    };
-    let classifier = Classifier::new(bundle, options)
-        .with_context(|| format!("preparing the {} image model", args.precision))?;
+    if let Some(detections) = args.detections.clone() {
+        return super::classify_detections::run(&args, &detections);
+    }
+    let classifier = load_classifier(&args)?;
     let info = run_info(&classifier, args.top_k.get());
-    let (mut sink, done) = output::open(args.format, args.output.as_deref(), args.resume, &info)?;
+    let (mut sink, done) = output::open(
+        args.format(),
+        args.output.as_deref(),
+        args.resume,
+        &info,
+        Layout::Frames,
+    )?;
     let inputs: Vec<Input> = collect(&args.paths)
         .into_iter()
         .filter(|i| !done.contains(&key(i)))
@@ -120,12 +161,25 @@ fn classify_chunk(classifier: &Classifier, chunk: &[Input], k: usize) -> Result<
         .collect())
 }
 
+/// The bundle's classifier at the precision and threads asked for.
+pub fn load_classifier(args: &ClassifyArgs) -> Result<Classifier> {
+    let bundle = Bundle::open(&args.bundle)
+        .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
+    let options = PlanOptions {
+        precision: args.precision,
+        threads: args.threads.unwrap_or_else(default_threads),
+    };
+    Classifier::new(bundle, options)
+        .with_context(|| format!("preparing the {} image model", args.precision))
+}
+
 /// The string a record is keyed by (and `--resume` matches on).
 fn key(input: &Input) -> String {
     input.path().to_string_lossy().into_owned()
 }
 
-fn run_info(classifier: &Classifier, top_k: usize) -> RunInfo {
+/// What the outputs say about the run.
+pub fn run_info(classifier: &Classifier, top_k: usize) -> RunInfo {
     let manifest = classifier.bundle().manifest();
     RunInfo {
         classifier: format!("xrvlm {} {}", manifest.model.name, manifest.model.version),
@@ -149,7 +203,8 @@ pub fn default_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
-fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
+/// A bar of `len` images on standard error, hidden with `quiet` or when it is not a terminal.
+pub fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -160,4 +215,82 @@ fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: ClassifyArgs,
+    }
+
+    fn parse(words: &[&str]) -> Result<ClassifyArgs, String> {
+        Command::try_parse_from(std::iter::once("classify").chain(words.iter().copied()))
+            .map(|c| c.args)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn detections_replace_paths_and_default_to_the_megadetector_format() {
+        let args = parse(&["--detections", "md.json"]).unwrap();
+        assert_eq!(
+            args.detections.as_deref(),
+            Some(std::path::Path::new("md.json"))
+        );
+        assert_eq!(args.format(), Format::Megadetector);
+        assert_eq!(args.min_detection_conf(), DEFAULT_MIN_DETECTION_CONF);
+        let args = parse(&["--detections", "md.json", "--format", "csv"]).unwrap();
+        assert_eq!(args.format(), Format::Csv);
+        assert_eq!(parse(&["a.jpg"]).unwrap().format(), Format::Jsonl);
+        assert!(parse(&["a.jpg", "--detections", "md.json"])
+            .unwrap_err()
+            .contains("cannot be used with"));
+        assert!(parse(&[]).unwrap_err().contains("required"));
+    }
+
+    #[test]
+    fn image_dir_and_min_detection_conf_are_for_detections_only() {
+        let args = parse(&[
+            "--detections",
+            "md.json",
+            "--image-dir",
+            "photos",
+            "--min-detection-conf",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(args.min_detection_conf(), 0.5);
+        assert_eq!(
+            args.image_dir.as_deref(),
+            Some(std::path::Path::new("photos"))
+        );
+        for words in [
+            ["a.jpg", "--image-dir", "photos"],
+            ["a.jpg", "--min-detection-conf", "0.5"],
+        ] {
+            let err = parse(&words).unwrap_err();
+            assert!(
+                err.contains("'[PATHS]...' cannot be used with '--"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn min_detection_conf_is_a_fraction() {
+        for bad in ["1.5", "-0.1", "NaN", "high"] {
+            let flag = format!("--min-detection-conf={bad}");
+            let err = parse(&["--detections", "md.json", &flag]).unwrap_err();
+            assert!(
+                err.contains("expected a number from 0 to 1"),
+                "{bad}: {err}"
+            );
+        }
+        let args = parse(&["--detections", "md.json", "--min-detection-conf", "0"]).unwrap();
+        assert_eq!(args.min_detection_conf(), 0.0);
+    }
 }

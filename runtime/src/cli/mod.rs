@@ -3,13 +3,15 @@
 //!
 //! Exit codes: 0 when everything succeeded, 1 on an error that stopped the command (a bundle
 //! refused, an output that cannot be written), 2 when the command finished but some inputs
-//! failed (an unreadable image in `classify`, a log line that is not a record in
+//! failed (an unreadable image or an unusable box in `classify`, a log line that is not a record in
 //! `export-camtrap`), 3 when `check` found a regression. Errors are printed once, with their causes. A
 //! closed stdout (`| head`) ends the command quietly with 0.
 
 mod bench;
 mod check;
 mod classify;
+mod classify_detections;
+mod detection_file;
 mod export_camtrap;
 mod info;
 mod inputs;
@@ -30,7 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Classify image files and folder trees with a bundle.
+    /// Classify image files and folder trees with a bundle, or (--detections) the animals a
+    /// MegaDetector batch-output file has boxes for.
     Classify(classify::ClassifyArgs),
     /// Print a bundle's manifest and verify every file.
     Info(info::InfoArgs),

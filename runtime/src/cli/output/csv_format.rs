@@ -3,6 +3,11 @@
 //! `file,status,label_1,probability_1,…,label_k,probability_k,error`, where `status` is `ok`
 //! or `failed`; a failed row has empty label and probability cells and the error last. The
 //! logits are in the JSONL output only.
+//!
+//! With `--detections`, one row per detection (classified, or not with its error) and one per
+//! image that failed (empty detection cells): `file,detection,bbox_x,bbox_y,bbox_width,
+//! bbox_height,conf,status,label_1,probability_1,…,error`, where `detection` is the index in the
+//! image's `detections` and the box and `conf` are the detection file's.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -10,7 +15,19 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::{complete_lines, line_writer, Record, RunInfo};
+use xrvlm_runtime::classifier::Prediction;
+
+use super::{complete_lines, line_writer, DetectionRecord, Layout, Record, RunInfo};
+
+/// The columns a detection row has before `status`.
+const DETECTION_COLUMNS: [&str; 6] = [
+    "detection",
+    "bbox_x",
+    "bbox_y",
+    "bbox_width",
+    "bbox_height",
+    "conf",
+];
 
 /// An open CSV output.
 pub struct CsvSink {
@@ -18,9 +35,13 @@ pub struct CsvSink {
     top_k: usize,
 }
 
-/// The header for `top_k` classes per row.
-pub fn header(top_k: usize) -> Vec<String> {
-    let mut columns = vec!["file".to_string(), "status".to_string()];
+/// The header for `top_k` classes per row of `layout`.
+pub fn header(top_k: usize, layout: &Layout) -> Vec<String> {
+    let mut columns = vec!["file".to_string()];
+    if let Layout::Detections { .. } = layout {
+        columns.extend(DETECTION_COLUMNS.map(str::to_string));
+    }
+    columns.push("status".to_string());
     for i in 1..=top_k {
         columns.push(format!("label_{i}"));
         columns.push(format!("probability_{i}"));
@@ -36,8 +57,9 @@ impl CsvSink {
         path: Option<&Path>,
         resume: bool,
         info: &RunInfo,
+        layout: &Layout,
     ) -> Result<(Self, HashSet<String>)> {
-        let expected = header(info.top_k);
+        let expected = header(info.top_k, layout);
         let (done, has_header) = match (path, resume) {
             (Some(path), true) => recorded_files(path, &expected)?,
             _ => (HashSet::new(), false),
@@ -61,31 +83,72 @@ impl CsvSink {
     /// Writes and flushes one row.
     pub fn write(&mut self, record: &Record) -> Result<()> {
         let mut row = vec![record.file.clone()];
-        match &record.outcome {
-            Ok(p) => {
-                row.push("ok".into());
-                for i in 0..self.top_k {
-                    match p.top.get(i) {
-                        Some(c) => row.extend([c.label.clone(), c.probability.to_string()]),
-                        None => row.extend([String::new(), String::new()]),
-                    }
-                }
-                row.push(String::new());
-            }
-            Err(error) => {
-                row.push("failed".into());
-                row.extend(std::iter::repeat_n(String::new(), 2 * self.top_k));
-                row.push(error.clone());
-            }
-        }
+        row.extend(self.outcome_cells(record.outcome.as_ref().map_err(String::as_str)));
         self.out.write_record(&row)?;
         self.out.flush().context("cannot write the output")
+    }
+
+    /// Writes the rows of one image of a detection file, in detection order, and flushes.
+    pub fn write_detections(&mut self, record: &DetectionRecord) -> Result<()> {
+        let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+        if let Some(failure) = &record.failure {
+            let mut row = vec![record.file.clone()];
+            row.extend(std::iter::repeat_n(String::new(), DETECTION_COLUMNS.len()));
+            row.extend(self.outcome_cells(Err(failure)));
+            rows.push((0, row));
+        }
+        for c in &record.classified {
+            let mut row = detection_cells(&record.file, c.index, c.bbox, c.conf);
+            row.extend(self.outcome_cells(Ok(&c.prediction)));
+            rows.push((c.index, row));
+        }
+        for s in &record.skipped {
+            let mut row = detection_cells(&record.file, s.index, s.bbox, s.conf);
+            row.extend(self.outcome_cells(Err(&s.reason)));
+            rows.push((s.index, row));
+        }
+        rows.sort_by_key(|(index, _)| *index);
+        for (_, row) in rows {
+            self.out.write_record(&row)?;
+        }
+        self.out.flush().context("cannot write the output")
+    }
+
+    /// `status`, the label and probability cells, and `error`.
+    fn outcome_cells(&self, outcome: Result<&Prediction, &str>) -> Vec<String> {
+        let mut cells = Vec::with_capacity(2 * self.top_k + 2);
+        match outcome {
+            Ok(p) => {
+                cells.push("ok".into());
+                for i in 0..self.top_k {
+                    match p.top.get(i) {
+                        Some(c) => cells.extend([c.label.clone(), c.probability.to_string()]),
+                        None => cells.extend([String::new(), String::new()]),
+                    }
+                }
+                cells.push(String::new());
+            }
+            Err(error) => {
+                cells.push("failed".into());
+                cells.extend(std::iter::repeat_n(String::new(), 2 * self.top_k));
+                cells.push(error.to_string());
+            }
+        }
+        cells
     }
 
     /// Flushes.
     pub fn finish(mut self) -> Result<()> {
         self.out.flush().context("cannot write the output")
     }
+}
+
+/// `file` and the detection's cells.
+fn detection_cells(file: &str, index: usize, bbox: [f64; 4], conf: f64) -> Vec<String> {
+    let mut cells = vec![file.to_string(), index.to_string()];
+    cells.extend(bbox.iter().map(f64::to_string));
+    cells.push(conf.to_string());
+    cells
 }
 
 /// The files an existing output records, and whether it has a header (an empty file has
@@ -104,8 +167,8 @@ fn recorded_files(path: &Path, expected: &[String]) -> Result<(HashSet<String>, 
         .collect();
     if found != expected {
         bail!(
-            "{}: its columns {found:?} differ from this run's {expected:?} (another --top-k?); \
-             cannot resume it",
+            "{}: its columns {found:?} differ from this run's {expected:?} (another --top-k, or \
+             written with(out) --detections?); cannot resume it",
             path.display()
         );
     }

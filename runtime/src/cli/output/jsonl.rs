@@ -4,6 +4,16 @@
 //! {"file":"a.jpg","top":[{"label":"wren","index":3,"probability":0.91}],"logits":[0.1, …]}
 //! {"file":"b.jpg","error":"b.jpg is truncated or corrupt (Jpeg data): …"}
 //! ```
+//!
+//! With `--detections`, one object per classified detection (`detection` is its index in the
+//! image's `detections`, `bbox` and `conf` as the detection file has them), one per detection
+//! that could not be classified (with `error`), and one per image that failed:
+//!
+//! ```json
+//! {"file":"cam1/a.jpg","detection":0,"bbox":[0.1,0.2,0.3,0.2],"conf":0.93,"top":[…],"logits":[…]}
+//! {"file":"cam1/a.jpg","detection":2,"bbox":[0.5,0.5,0.0,0.1],"conf":0.4,"error":"box … has no area …"}
+//! {"file":"cam1/b.jpg","error":"image file not found: /data/cam1/b.jpg"}
+//! ```
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -12,7 +22,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 
-use super::{complete_lines, line_writer, Record};
+use super::{complete_lines, line_writer, DetectionRecord, Record};
 
 /// An open JSONL output.
 pub struct JsonlSink {
@@ -38,6 +48,17 @@ impl JsonlSink {
         self.out.flush().context("cannot write the output")
     }
 
+    /// Writes the rows of one image of a detection file in one write, and flushes.
+    pub fn write_detections(&mut self, record: &DetectionRecord) -> Result<()> {
+        let mut text = String::new();
+        for row in detection_rows(record) {
+            text.push_str(&row.to_string());
+            text.push('\n');
+        }
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush().context("cannot write the output")
+    }
+
     /// Flushes.
     pub fn finish(mut self) -> Result<()> {
         self.out.flush().context("cannot write the output")
@@ -58,6 +79,36 @@ pub fn to_json(record: &Record) -> Value {
         }),
         Err(error) => json!({ "file": record.file, "error": error }),
     }
+}
+
+/// The rows of one image of a detection file: its detections in index order, or its failure.
+pub fn detection_rows(record: &DetectionRecord) -> Vec<Value> {
+    if let Some(failure) = &record.failure {
+        return vec![json!({ "file": record.file, "error": failure })];
+    }
+    let classified = record.classified.iter().map(|c| {
+        let mut row = to_json(&Record {
+            file: record.file.clone(),
+            outcome: Ok(c.prediction.clone()),
+        });
+        row["detection"] = json!(c.index);
+        row["bbox"] = json!(c.bbox);
+        row["conf"] = json!(c.conf);
+        (c.index, row)
+    });
+    let skipped = record.skipped.iter().map(|s| {
+        let row = json!({
+            "file": record.file,
+            "detection": s.index,
+            "bbox": s.bbox,
+            "conf": s.conf,
+            "error": s.reason,
+        });
+        (s.index, row)
+    });
+    let mut rows: Vec<(usize, Value)> = classified.chain(skipped).collect();
+    rows.sort_by_key(|(index, _)| *index);
+    rows.into_iter().map(|(_, row)| row).collect()
 }
 
 /// The `file` of every complete line of an existing output.

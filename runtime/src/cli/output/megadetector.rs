@@ -1,13 +1,26 @@
 //! The MegaDetector batch-output format (<https://lila.science/megadetector-output-format>),
-//! version 1.4, so that Timelapse, AddaxAI and the MegaDetector postprocessing tools read
-//! our results.
+//! version 1.4 or later, so that Timelapse, AddaxAI and the MegaDetector postprocessing tools
+//! read our results.
 //!
-//! The format attaches classifications to detections. This runtime classifies whole frames
-//! and has no detector, so each classified image carries one whole-frame detection (category
-//! `1` "animal", `conf` 1.0, `bbox` [0, 0, 1, 1]) whose `classifications` are the top-k
-//! `[class id, probability]` pairs; the same list also sits on the image itself for readers
-//! that want image-level results. A failed image has `failure` and `"detections": null`, as
-//! the format prescribes.
+//! The format attaches classifications to detections: each is a `classifications` list of
+//! `[class id, probability]` pairs, best first, the ids those of `classification_categories`
+//! (class names; `classification_category_descriptions` adds common and scientific names). Two
+//! layouts ([`Layout`]):
+//!
+//! - Whole frames: each classified image carries one whole-frame detection (category `1`
+//!   "animal", `conf` 1.0, `bbox` [0, 0, 1, 1]) with the top-k pairs; the same list also sits on
+//!   the image itself for readers that want image-level results. A failed image has `failure`
+//!   and `"detections": null`, as the format prescribes.
+//! - A detector's boxes (`classify --detections md.json`): the detection file's own document is
+//!   written back, every key kept (an unknown one too), `classifications` added to each animal
+//!   detection that was classified and `info` extended with the classifier. An image that could
+//!   not be classified gets a `failure` string and keeps its detections, as MegaDetector's own
+//!   `run_md_and_speciesnet.py` does when a crop fails: the detector's boxes are still good,
+//!   and dropping them would lose them. (The format's validator would rather see
+//!   `"detections": null` next to a `failure`; keeping the boxes is the choice made here.)
+//!
+//! Keys are written in sorted order (serde_json's maps): a document's meaning does not depend on
+//! its key order.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -15,13 +28,15 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
+use xrvlm_runtime::classifier::Prediction;
+use xrvlm_runtime::crop::CropRule;
 use xrvlm_runtime::timestamp::UtcTime;
 
-use super::{sibling, Record, RunInfo};
+use super::{sibling, DetectionRecord, Layout, Record, RunInfo};
 
 /// Records between two saves of the document: bounds the work a killed run loses.
 pub const SAVE_EVERY: usize = 200;
-/// The format version written.
+/// The format version written (a detection file's is kept when later).
 pub const FORMAT_VERSION: &str = "1.4";
 /// The detection category of a whole-frame detection.
 const WHOLE_FRAME_CATEGORY: &str = "1";
@@ -30,14 +45,21 @@ const WHOLE_FRAME_CATEGORY: &str = "1";
 pub struct MegadetectorSink {
     path: PathBuf,
     info: RunInfo,
+    /// Every top-level key but `images` and the classification ones this run fills in.
+    template: Map<String, Value>,
     images: Vec<Value>,
     unsaved: usize,
 }
 
 impl MegadetectorSink {
-    /// Starts a document at `path`; with `resume`, keeps the images of the existing one and
-    /// returns their files.
-    pub fn open(path: &Path, resume: bool, info: &RunInfo) -> Result<(Self, HashSet<String>)> {
+    /// Starts a document of `layout` at `path`; with `resume`, keeps the images of the existing
+    /// one and returns their files.
+    pub fn open(
+        path: &Path,
+        resume: bool,
+        info: &RunInfo,
+        layout: Layout,
+    ) -> Result<(Self, HashSet<String>)> {
         let images = if resume && path.exists() {
             existing_images(path, info)?
         } else {
@@ -50,6 +72,7 @@ impl MegadetectorSink {
         let sink = Self {
             path: path.to_path_buf(),
             info: info.clone(),
+            template: template(layout, info.top_k),
             images,
             unsaved: 0,
         };
@@ -57,9 +80,18 @@ impl MegadetectorSink {
         Ok((sink, done))
     }
 
-    /// Adds one image; saves every [`SAVE_EVERY`] records.
+    /// Adds one image classified whole; saves every [`SAVE_EVERY`] records.
     pub fn write(&mut self, record: &Record) -> Result<()> {
-        self.images.push(image_entry(record));
+        self.push(image_entry(record))
+    }
+
+    /// Adds one image of a detection file; saves every [`SAVE_EVERY`] records.
+    pub fn write_detections(&mut self, record: &DetectionRecord) -> Result<()> {
+        self.push(detection_entry(record))
+    }
+
+    fn push(&mut self, entry: Value) -> Result<()> {
+        self.images.push(entry);
         self.unsaved += 1;
         if self.unsaved >= SAVE_EVERY {
             self.save()?;
@@ -74,7 +106,8 @@ impl MegadetectorSink {
     }
 
     fn save(&self) -> Result<()> {
-        let text = serde_json::to_string_pretty(&document(&self.info, &self.images))?;
+        let document = document(&self.template, &self.info, &self.images);
+        let text = serde_json::to_string_pretty(&document)?;
         let temp = sibling(&self.path, ".partial");
         std::fs::write(&temp, text + "\n")
             .with_context(|| format!("cannot write {}", temp.display()))?;
@@ -83,38 +116,104 @@ impl MegadetectorSink {
     }
 }
 
-/// The whole document.
-fn document(info: &RunInfo, images: &[Value]) -> Value {
-    let ids = |values: &[String]| -> Map<String, Value> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i.to_string(), Value::String(v.clone())))
-            .collect()
+/// What a document has around its images and classification categories: for whole frames,
+/// the one detection category; for a detection file, all of its own keys. Either way `info`
+/// gets this run's `classifier_metadata` (replacing an earlier classifier's).
+fn template(layout: Layout, top_k: usize) -> Map<String, Value> {
+    let (mut document, metadata) = match layout {
+        Layout::Frames => {
+            let document = json!({
+                "info": { "format_version": FORMAT_VERSION },
+                "detection_categories": { WHOLE_FRAME_CATEGORY: "animal" },
+            });
+            let metadata = json!({ "whole_frame": true, "top_k": top_k });
+            (into_object(document), metadata)
+        }
+        Layout::Detections {
+            document,
+            min_detection_conf,
+        } => {
+            let rule = CropRule::DETECTION;
+            let metadata = json!({
+                "whole_frame": false,
+                "top_k": top_k,
+                "min_detection_conf": min_detection_conf,
+                "crop": {
+                    "shape": "square around the box's centre, moved inside the image",
+                    "expansion": rule.expansion,
+                    "min_side": rule.min_side,
+                },
+            });
+            (document, metadata)
+        }
     };
-    json!({
-        "info": {
-            "format_version": FORMAT_VERSION,
-            "classifier": info.classifier,
-            "classification_completion_time": utc_now(),
-            "classifier_metadata": { "whole_frame": true, "top_k": info.top_k },
-        },
-        "detection_categories": { WHOLE_FRAME_CATEGORY: "animal" },
-        "classification_categories": ids(&info.labels),
-        "classification_category_descriptions": ids(&info.descriptions),
-        "images": images,
-    })
+    let mut info = document.remove("info").map(into_object).unwrap_or_default();
+    info.insert(
+        "format_version".into(),
+        format_version(info.get("format_version")),
+    );
+    info.insert("classifier_metadata".into(), metadata);
+    document.insert("info".into(), Value::Object(info));
+    document
 }
 
-/// One entry of `images`.
+/// `value`'s map, or an empty one when it is not an object.
+fn into_object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// A document's `format_version` where it is a version at least [`FORMAT_VERSION`] (the first
+/// with classification descriptions), else [`FORMAT_VERSION`].
+fn format_version(found: Option<&Value>) -> Value {
+    let least: f64 = FORMAT_VERSION.parse().expect("a version number");
+    match found.and_then(Value::as_str) {
+        Some(v) if v.trim().parse::<f64>().is_ok_and(|v| v >= least) => Value::String(v.into()),
+        _ => Value::String(FORMAT_VERSION.into()),
+    }
+}
+
+/// The whole document.
+fn document(template: &Map<String, Value>, info: &RunInfo, images: &[Value]) -> Value {
+    let ids = |values: &[String]| -> Value {
+        Value::Object(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), Value::String(v.clone())))
+                .collect(),
+        )
+    };
+    let mut document = template.clone();
+    if let Some(Value::Object(run)) = document.get_mut("info") {
+        run.insert("classifier".into(), json!(info.classifier));
+        run.insert("classification_completion_time".into(), json!(utc_now()));
+    }
+    document.insert("classification_categories".into(), ids(&info.labels));
+    document.insert(
+        "classification_category_descriptions".into(),
+        ids(&info.descriptions),
+    );
+    document.insert("images".into(), Value::Array(images.to_vec()));
+    Value::Object(document)
+}
+
+/// A prediction's `classifications`: `[class id, probability]` pairs, best first.
+fn classifications(prediction: &Prediction) -> Value {
+    prediction
+        .top
+        .iter()
+        .map(|c| json!([c.index.to_string(), c.probability]))
+        .collect()
+}
+
+/// One entry of `images` for an image classified whole.
 fn image_entry(record: &Record) -> Value {
     match &record.outcome {
         Ok(p) => {
-            let classifications: Vec<Value> = p
-                .top
-                .iter()
-                .map(|c| json!([c.index.to_string(), c.probability]))
-                .collect();
+            let classifications = classifications(p);
             json!({
                 "file": record.file,
                 "detections": [{
@@ -128,6 +227,23 @@ fn image_entry(record: &Record) -> Value {
         }
         Err(error) => json!({ "file": record.file, "failure": error, "detections": null }),
     }
+}
+
+/// One entry of `images` for an image of a detection file: its entry with `classifications`
+/// on the detections classified, and `failure` where the image could not be classified.
+fn detection_entry(record: &DetectionRecord) -> Value {
+    let mut entry = record.entry.clone();
+    if let Some(Value::Array(detections)) = entry.get_mut("detections") {
+        for c in &record.classified {
+            if let Some(Value::Object(detection)) = detections.get_mut(c.index) {
+                detection.insert("classifications".into(), classifications(&c.prediction));
+            }
+        }
+    }
+    if let (Some(failure), Value::Object(fields)) = (&record.failure, &mut entry) {
+        fields.insert("failure".into(), json!(failure));
+    }
+    entry
 }
 
 /// The images of an existing document written for the same classes.
@@ -164,4 +280,43 @@ fn existing_images(path: &Path, info: &RunInfo) -> Result<Vec<Value>> {
 /// The current UTC time as `YYYY-MM-DD HH:MM:SS`, the format's timestamp form.
 fn utc_now() -> String {
     UtcTime::from_system(SystemTime::now()).space_separated()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detection_files_version_is_kept_when_at_least_1_4() {
+        let version = |v: Value| format_version(Some(&v));
+        assert_eq!(version(json!("1.5")), "1.5");
+        assert_eq!(version(json!("1.4")), "1.4");
+        assert_eq!(version(json!("1.3")), "1.4");
+        assert_eq!(version(json!(1.5)), "1.4");
+        assert_eq!(version(json!("new")), "1.4");
+        assert_eq!(format_version(None), "1.4");
+    }
+
+    #[test]
+    fn an_earlier_classifiers_metadata_is_replaced_and_other_info_kept() {
+        let document = into_object(json!({
+            "info": {
+                "format_version": "1.5",
+                "detector": "MDV5A",
+                "classifier_metadata": {"typical_classification_threshold": 0.75},
+            },
+            "detection_categories": {"1": "animal"},
+        }));
+        let layout = Layout::Detections {
+            document,
+            min_detection_conf: 0.3,
+        };
+        let info = template(layout, 5).remove("info").unwrap();
+        assert_eq!(info["format_version"], "1.5");
+        assert_eq!(info["detector"], "MDV5A");
+        let metadata = &info["classifier_metadata"];
+        assert_eq!(metadata.get("typical_classification_threshold"), None);
+        assert_eq!(metadata["min_detection_conf"], 0.3);
+        assert_eq!(metadata["crop"]["expansion"], 1.5);
+    }
 }

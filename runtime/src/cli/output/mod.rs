@@ -1,13 +1,20 @@
 //! Where `classify` writes its records, in three formats: JSON lines, CSV, and the
 //! MegaDetector batch-output format.
 //!
+//! A run records either whole frames ([`Record`], one per image file) or the detections of a
+//! MegaDetector file ([`DetectionRecord`], one per image of the file, written as one row per
+//! classified detection in JSONL and CSV, and as the file's own document in the MegaDetector
+//! format); [`Layout`] says which.
+//!
 //! JSONL and CSV are append-only and flushed after every record, so a run that is killed
 //! leaves complete records (and at most one partial last line, which `--resume` cuts off).
 //! The MegaDetector format is one JSON document, rewritten atomically (temp file + rename)
 //! every [`megadetector::SAVE_EVERY`] records and at the end.
 //!
 //! `--resume` reads the existing output, skips every file already recorded (classified or
-//! failed), and appends the rest.
+//! failed), and appends the rest. The rows of one image of a detection file go out in one
+//! write, so a killed run leaves each image's rows whole; only a power cut inside that write
+//! could leave an image with part of its rows, which `--resume` would then count as done.
 
 mod csv_format;
 mod jsonl;
@@ -19,18 +26,35 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
 use xrvlm_runtime::classifier::Prediction;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// One JSON object per line: `file`, then `top` and `logits`, or `error`.
+    /// One JSON object per line (per file, or per detection with --detections): `file`
+    /// (`detection`, `bbox`, `conf`), then `top` and `logits`, or `error`.
     Jsonl,
-    /// A header, then one row per file: file, status, label_i / probability_i, error.
+    /// A header, then one row per file (per detection with --detections): file, (detection,
+    /// bbox_x, bbox_y, bbox_width, bbox_height, conf,) status, label_i / probability_i, error.
     Csv,
-    /// MegaDetector batch output (format 1.4): `info`, `detection_categories`,
-    /// `classification_categories`, `images`.
+    /// MegaDetector batch output (format 1.4 or the detection file's): `info`,
+    /// `detection_categories`, `classification_categories`, `images`.
     Megadetector,
+}
+
+/// What a run records.
+#[derive(Debug, Clone)]
+pub enum Layout {
+    /// One [`Record`] per image file, classified whole.
+    Frames,
+    /// One [`DetectionRecord`] per image of a MegaDetector detection file.
+    Detections {
+        /// The detection file's top-level keys but `images`, written back around the results.
+        document: Map<String, Value>,
+        /// Detections below this confidence were not classified.
+        min_detection_conf: f64,
+    },
 }
 
 /// What happened to one input.
@@ -40,6 +64,47 @@ pub struct Record {
     pub file: String,
     /// The prediction, or why the file failed.
     pub outcome: Result<Prediction, String>,
+}
+
+/// What happened to one image of a detection file.
+#[derive(Debug, Clone)]
+pub struct DetectionRecord {
+    /// `file` as the detection file writes it, the key `--resume` matches on.
+    pub file: String,
+    /// The image's entry in the detection file.
+    pub entry: Value,
+    /// The detections classified, in index order.
+    pub classified: Vec<ClassifiedDetection>,
+    /// Detections to classify that could not be (the image's others were), in index order.
+    pub skipped: Vec<SkippedDetection>,
+    /// Why the image could not be classified at all: unreadable, or no detection usable.
+    pub failure: Option<String>,
+}
+
+/// A classified detection.
+#[derive(Debug, Clone)]
+pub struct ClassifiedDetection {
+    /// Index in the image's `detections`.
+    pub index: usize,
+    /// Its `bbox` as the detection file writes it.
+    pub bbox: [f64; 4],
+    /// Its detection confidence.
+    pub conf: f64,
+    /// What the classifier says about its crop.
+    pub prediction: Prediction,
+}
+
+/// A detection that was to be classified and was not.
+#[derive(Debug, Clone)]
+pub struct SkippedDetection {
+    /// Index in the image's `detections`.
+    pub index: usize,
+    /// Its `bbox` as the detection file writes it.
+    pub bbox: [f64; 4],
+    /// Its detection confidence.
+    pub conf: f64,
+    /// Why.
+    pub reason: String,
 }
 
 /// What every format needs to know about the run.
@@ -65,12 +130,14 @@ pub enum Sink {
     Megadetector(megadetector::MegadetectorSink),
 }
 
-/// Opens the output; with `resume`, also returns the files it already records.
+/// Opens the output for records of `layout`; with `resume`, also returns the files it already
+/// records.
 pub fn open(
     format: Format,
     path: Option<&Path>,
     resume: bool,
     info: &RunInfo,
+    layout: Layout,
 ) -> Result<(Sink, HashSet<String>)> {
     if resume && path.is_none() {
         bail!("--resume needs --output FILE: there is nothing to resume on standard output");
@@ -81,14 +148,14 @@ pub fn open(
             Ok((Sink::Jsonl(sink), done))
         }
         Format::Csv => {
-            let (sink, done) = csv_format::CsvSink::open(path, resume, info)?;
+            let (sink, done) = csv_format::CsvSink::open(path, resume, info, &layout)?;
             Ok((Sink::Csv(Box::new(sink)), done))
         }
         Format::Megadetector => {
             let Some(path) = path else {
                 bail!("--format megadetector needs --output FILE (it writes one JSON document)");
             };
-            let (sink, done) = megadetector::MegadetectorSink::open(path, resume, info)?;
+            let (sink, done) = megadetector::MegadetectorSink::open(path, resume, info, layout)?;
             Ok((Sink::Megadetector(sink), done))
         }
     }
@@ -101,6 +168,15 @@ impl Sink {
             Sink::Jsonl(s) => s.write(record),
             Sink::Csv(s) => s.write(record),
             Sink::Megadetector(s) => s.write(record),
+        }
+    }
+
+    /// Records one image of a detection file.
+    pub fn write_detections(&mut self, record: &DetectionRecord) -> Result<()> {
+        match self {
+            Sink::Jsonl(s) => s.write_detections(record),
+            Sink::Csv(s) => s.write_detections(record),
+            Sink::Megadetector(s) => s.write_detections(record),
         }
     }
 
