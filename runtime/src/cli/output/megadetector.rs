@@ -230,7 +230,9 @@ fn image_entry(record: &Record) -> Value {
 }
 
 /// One entry of `images` for an image of a detection file: its entry with `classifications`
-/// on the detections classified, and `failure` where the image could not be classified.
+/// on the detections classified; where the image could not be classified, `failure` and
+/// `"detections": null`, as the format prescribes (MegaDetector's `validate_batch_results`
+/// rejects a failed image with detections; the detection file still has them).
 fn detection_entry(record: &DetectionRecord) -> Value {
     let mut entry = record.entry.clone();
     if let Some(Value::Array(detections)) = entry.get_mut("detections") {
@@ -242,6 +244,7 @@ fn detection_entry(record: &DetectionRecord) -> Value {
     }
     if let (Some(failure), Value::Object(fields)) = (&record.failure, &mut entry) {
         fields.insert("failure".into(), json!(failure));
+        fields.insert("detections".into(), Value::Null);
     }
     entry
 }
