@@ -95,7 +95,30 @@ pub(super) fn jitter<R: Rng>(rng: &mut R, c: Rgb) -> Rgb {
     c.map(|v| (v + uniform(rng, -COLOUR_JITTER, COLOUR_JITTER)).clamp(0.0, 1.0))
 }
 
-pub(super) fn paint_backdrop<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) -> Backdrop {
+/// The frame a backdrop fills: its width and height in pixels, and the side that sizes clutter
+/// (the shorter one, so clutter in a wide frame is sized as in a square one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Extent {
+    w: f32,
+    h: f32,
+    s: f32,
+}
+
+impl Extent {
+    fn of(canvas: &Canvas) -> Self {
+        let (w, h) = (canvas.width() as f32, canvas.height() as f32);
+        Extent { w, h, s: w.min(h) }
+    }
+
+    /// A uniformly drawn point of the frame.
+    fn point<R: Rng>(&self, rng: &mut R) -> (f32, f32) {
+        (uniform(rng, 0.0, self.w), uniform(rng, 0.0, self.h))
+    }
+}
+
+/// Paints a backdrop over the whole canvas (any width and height) and says what it holds.
+pub(super) fn paint_backdrop<R: Rng>(canvas: &mut Canvas, rng: &mut R) -> Backdrop {
+    let e = Extent::of(canvas);
     let setting = if chance(rng, 0.5) {
         Setting::Sky
     } else {
@@ -112,24 +135,24 @@ pub(super) fn paint_backdrop<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) -
     let (top, bottom) = (jitter(rng, top), jitter(rng, bottom));
     let slope = uniform(rng, -GRADIENT_SLOPE, GRADIENT_SLOPE);
     canvas.map_pixels(|x, y, _, _| {
-        let t = (y as f32 + slope * (x as f32 - s / 2.0)) / s;
+        let t = (y as f32 + slope * (x as f32 - e.w / 2.0)) / e.h;
         mix(top, bottom, t.clamp(0.0, 1.0))
     });
-    paint_foliage(canvas, rng, s);
-    let rocks = paint_rocks(canvas, rng, s);
+    paint_foliage(canvas, rng, e);
+    let rocks = paint_rocks(canvas, rng, e);
     let branches = between(rng, BRANCH_COUNT.0, BRANCH_COUNT.1);
     for _ in 0..branches {
-        paint_branch(canvas, rng, s);
+        paint_branch(canvas, rng, e);
     }
     let leaves = between(rng, LEAF_COUNT.0, LEAF_COUNT.1);
     for _ in 0..leaves {
-        let centre = (uniform(rng, 0.0, s), uniform(rng, 0.0, s));
-        let length = s * uniform(rng, LEAF_LENGTH.0, LEAF_LENGTH.1);
+        let centre = e.point(rng);
+        let length = e.s * uniform(rng, LEAF_LENGTH.0, LEAF_LENGTH.1);
         paint_leaf(canvas, rng, centre, length, 1.0, None);
     }
     for _ in 0..between(rng, BERRY_COUNT.0, BERRY_COUNT.1) {
-        let centre = (uniform(rng, 0.0, s), uniform(rng, 0.0, s));
-        let r = s * uniform(rng, BERRY_RADIUS.0, BERRY_RADIUS.1);
+        let centre = e.point(rng);
+        let r = e.s * uniform(rng, BERRY_RADIUS.0, BERRY_RADIUS.1);
         let colour = pick(rng, &PartColour::ALL).rgb();
         canvas.fill(&Shape::circle(centre, r), Paint::solid(colour));
     }
@@ -141,10 +164,10 @@ pub(super) fn paint_backdrop<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) -
     }
 }
 
-fn paint_foliage<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) {
+fn paint_foliage<R: Rng>(canvas: &mut Canvas, rng: &mut R, e: Extent) {
     for _ in 0..between(rng, FOLIAGE_COUNT.0, FOLIAGE_COUNT.1) {
-        let centre = (uniform(rng, 0.0, s), uniform(rng, 0.0, s));
-        let rx = s * uniform(rng, FOLIAGE_RADIUS.0, FOLIAGE_RADIUS.1);
+        let centre = e.point(rng);
+        let rx = e.s * uniform(rng, FOLIAGE_RADIUS.0, FOLIAGE_RADIUS.1);
         let ry = rx * uniform(rng, 0.5, 1.0);
         let paint = Paint {
             colour: pick_jittered(rng, &FOLIAGE),
@@ -156,11 +179,14 @@ fn paint_foliage<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) {
     }
 }
 
-fn paint_rocks<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) -> usize {
+fn paint_rocks<R: Rng>(canvas: &mut Canvas, rng: &mut R, e: Extent) -> usize {
     let rocks = between(rng, ROCK_COUNT.0, ROCK_COUNT.1);
     for _ in 0..rocks {
-        let centre = (uniform(rng, 0.0, s), s * uniform(rng, ROCK_Y.0, ROCK_Y.1));
-        let rx = s * uniform(rng, ROCK_RADIUS.0, ROCK_RADIUS.1);
+        let centre = (
+            uniform(rng, 0.0, e.w),
+            e.h * uniform(rng, ROCK_Y.0, ROCK_Y.1),
+        );
+        let rx = e.s * uniform(rng, ROCK_RADIUS.0, ROCK_RADIUS.1);
         let ry = rx * uniform(rng, 0.5, 0.8);
         let colour = pick_jittered(rng, &ROCKS);
         let angle = uniform(rng, -0.3, 0.3);
@@ -177,10 +203,10 @@ fn paint_rocks<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) -> usize {
 }
 
 /// A branch from one side of the frame to another, with a few twigs.
-fn paint_branch<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) {
-    let a = edge_point(rng, s);
-    let b = edge_point(rng, s);
-    let width = s * uniform(rng, BRANCH_WIDTH.0, BRANCH_WIDTH.1);
+fn paint_branch<R: Rng>(canvas: &mut Canvas, rng: &mut R, e: Extent) {
+    let a = edge_point(rng, e);
+    let b = edge_point(rng, e);
+    let width = e.s * uniform(rng, BRANCH_WIDTH.0, BRANCH_WIDTH.1);
     let colour = pick_jittered(rng, &BARK);
     canvas.fill(&Shape::segment(a, b, width), Paint::solid(colour));
     let angle = (b.1 - a.1).atan2(b.0 - a.0);
@@ -189,7 +215,7 @@ fn paint_branch<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) {
         let root = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
         let side = if chance(rng, 0.5) { 1.0 } else { -1.0 };
         let twig_angle = angle + side * uniform(rng, 0.4, 1.0);
-        let len = s * uniform(rng, TWIG_LENGTH.0, TWIG_LENGTH.1);
+        let len = e.s * uniform(rng, TWIG_LENGTH.0, TWIG_LENGTH.1);
         let tip = (
             root.0 + len * twig_angle.cos(),
             root.1 + len * twig_angle.sin(),
@@ -202,13 +228,13 @@ fn paint_branch<R: Rng>(canvas: &mut Canvas, rng: &mut R, s: f32) {
 }
 
 /// A random point on the frame's border.
-fn edge_point<R: Rng>(rng: &mut R, s: f32) -> (f32, f32) {
-    let t = uniform(rng, 0.0, s);
+fn edge_point<R: Rng>(rng: &mut R, e: Extent) -> (f32, f32) {
+    let t = uniform(rng, 0.0, 1.0);
     match between(rng, 0, 3) {
-        0 => (t, 0.0),
-        1 => (t, s),
-        2 => (0.0, t),
-        _ => (s, t),
+        0 => (t * e.w, 0.0),
+        1 => (t * e.w, e.h),
+        2 => (0.0, t * e.h),
+        _ => (e.w, t * e.h),
     }
 }
 

@@ -18,22 +18,32 @@
 //! - [`affine`]: similarity transforms from local model units to pixels.
 //! - [`bird`]: the shared body plan and how each part is drawn.
 //! - [`backdrop`]: sky or forest gradients and clutter (foliage, rocks, branches, leaves, berries).
-//! - [`scene`]: pose, perch, occlusion, part visibility, lighting, noise and the night look.
+//! - [`scene`]: one frame: pose, perch, occlusion and part visibility.
+//! - [`lighting`]: exposure, sensor noise and the night (infrared) look.
+//! - [`scenes`]: large camera-trap frames with several birds and their ground-truth boxes, and
+//!   bursts of one fixed scene into which a bird arrives.
 //! - [`captions`]: captions of the visible parts and of empty frames.
 //! - [`random`]: keyed ChaCha8 streams and small distributions.
 //! - `output`: writing a whole dataset, in parallel and byte-for-byte reproducibly.
+//! - `scene_output`: writing a scene set (large JPEG frames and sequences) with its ground truth,
+//!   see [`generate_scenes`]; `truth_files`: that ground truth as MegaDetector batch output,
+//!   COCO Camera Traps and one JSON line per box.
 #![warn(missing_docs)]
 
 pub mod affine;
 pub mod backdrop;
 pub mod bird;
 pub mod captions;
+pub mod lighting;
 mod output;
 pub mod palette;
 pub mod random;
 pub mod render;
 pub mod scene;
+mod scene_output;
+pub mod scenes;
 pub mod species;
+mod truth_files;
 
 use std::path::PathBuf;
 
@@ -41,7 +51,13 @@ use serde::Serialize;
 
 pub use output::{generate, SynthSummary, BLANK_STREAM, GENERATOR_VERSION};
 pub use scene::Framing;
+pub use scene_output::{
+    generate_scenes, parse_sizes, SceneConfig, ScenesSummary, CAMERA_SIZES,
+    DEFAULT_SCENE_EMPTY_FRACTION, DEFAULT_SEQUENCE_LENGTH, JPEG_QUALITY, MAX_FRAMES, MAX_SEQUENCES,
+    MAX_SEQUENCE_LENGTH, SCENE_SIDE,
+};
 pub use species::{derive_species, Attributes, Species};
+pub use truth_files::{GROUND_TRUTH_DETECTOR, MD_FORMAT_VERSION};
 
 /// Default world seed.
 pub const DEFAULT_WORLD: u64 = 1;
@@ -163,6 +179,15 @@ pub enum SynthError {
     /// Encoding a PNG failed.
     #[error("{}: cannot encode PNG: {source}", path.display())]
     Png {
+        /// The image file.
+        path: PathBuf,
+        /// The encoder's error.
+        #[source]
+        source: image::ImageError,
+    },
+    /// Encoding a JPEG failed.
+    #[error("{}: cannot encode JPEG: {source}", path.display())]
+    Jpeg {
         /// The image file.
         path: PathBuf,
         /// The encoder's error.

@@ -75,7 +75,7 @@ pub fn generate(config: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthE
         fs::create_dir(&dir).map_err(|source| SynthError::Io { path: dir, source })?;
     }
     let records = run_jobs(config, &species, &jobs, out)?;
-    write_captions(&out.join("captions.jsonl"), &records)?;
+    write_jsonl(&out.join("captions.jsonl"), &records)?;
     write_json(&out.join("species.json"), &species_file(config, &species))?;
     write_json(&out.join("synth.json"), &provenance(config, &species))?;
     Ok(SynthSummary {
@@ -86,7 +86,8 @@ pub fn generate(config: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthE
     })
 }
 
-fn prepare_output(out: &Path) -> Result<(), SynthError> {
+/// Creates `out`, or checks that it is empty.
+pub(crate) fn prepare_output(out: &Path) -> Result<(), SynthError> {
     let io = |source| SynthError::Io {
         path: out.to_path_buf(),
         source,
@@ -135,13 +136,24 @@ fn run_jobs(
     jobs: &[Job],
     out: &Path,
 ) -> Result<Vec<CaptionRecord>, SynthError> {
+    run_parallel(jobs, out, |job| run_job(config, species, job, out))
+}
+
+/// Runs `work` on every job on all cores, each worker taking the next job from a shared
+/// counter; returns the results in job order (so they never depend on scheduling), or the
+/// first job's error in that order. `out` names the output folder in a panic's error.
+pub(crate) fn run_parallel<J: Sync, T: Send>(
+    jobs: &[J],
+    out: &Path,
+    work: impl Fn(&J) -> Result<T, SynthError> + Sync,
+) -> Result<Vec<T>, SynthError> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(jobs.len())
         .max(1);
     let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, Result<CaptionRecord, SynthError>)> = Vec::with_capacity(jobs.len());
+    let mut done: Vec<(usize, Result<T, SynthError>)> = Vec::with_capacity(jobs.len());
     let mut panicked = false;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
@@ -151,7 +163,7 @@ fn run_jobs(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(job) = jobs.get(i) else { break };
-                        mine.push((i, run_job(config, species, job, out)));
+                        mine.push((i, work(job)));
                     }
                     mine
                 })
@@ -226,7 +238,8 @@ fn write_png(path: &Path, img: &RgbImage) -> Result<(), SynthError> {
     w.flush().map_err(io)
 }
 
-fn write_captions(path: &Path, records: &[CaptionRecord]) -> Result<(), SynthError> {
+/// Writes one compact JSON line per record.
+pub(crate) fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<(), SynthError> {
     let mut text = String::new();
     for r in records {
         let line = serde_json::to_string(r).map_err(|source| SynthError::Json {
@@ -242,7 +255,8 @@ fn write_captions(path: &Path, records: &[CaptionRecord]) -> Result<(), SynthErr
     })
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
+/// Writes `value` as pretty JSON and a final newline.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
     let mut text = serde_json::to_string_pretty(value).map_err(|source| SynthError::Json {
         path: path.to_path_buf(),
         source,

@@ -13,6 +13,13 @@ pub const DOMAIN_SPECIES: u64 = 0x5350_4543_4945_5331;
 pub const DOMAIN_NAME: u64 = 0x4e41_4d45_5331_0000;
 /// Domain tag of the image streams, keyed by (seed, class stream, image index).
 pub const DOMAIN_IMAGE: u64 = 0x494d_4147_4553_3101;
+/// Domain tag of the scene-frame streams, keyed by (seed, 0, frame index).
+pub const DOMAIN_SCENE: u64 = 0x5343_454e_4553_3101;
+/// Domain tag of the frame-sequence streams, keyed by (seed, sequence index, 0).
+pub const DOMAIN_SEQUENCE: u64 = 0x5345_5155_454e_4301;
+/// Domain tag of a fixed scene's foreground, replayed identically in every frame of a sequence;
+/// keyed by (a key drawn from the sequence's stream, 0, 0).
+pub const DOMAIN_FOREGROUND: u64 = 0x464f_5245_4752_4401;
 
 /// A ChaCha8 stream keyed by a domain tag and three integers; equal keys give equal streams,
 /// different keys independent ones.
@@ -27,6 +34,12 @@ pub fn keyed_rng(domain: u64, a: u64, b: u64, c: u64) -> ChaCha8Rng {
 /// A uniform draw in `lo..hi` (`lo` when the range is empty).
 pub fn uniform<R: Rng>(rng: &mut R, lo: f32, hi: f32) -> f32 {
     lo + (hi - lo) * rng.random::<f32>()
+}
+
+/// A draw in `lo..hi` (both positive) whose logarithm is uniform: as many draws between 1 and 2
+/// as between 10 and 20, so that small values are common.
+pub fn log_uniform<R: Rng>(rng: &mut R, lo: f32, hi: f32) -> f32 {
+    uniform(rng, lo.ln(), hi.ln()).exp()
 }
 
 /// `true` with probability `p`; always consumes one draw, whatever `p` is, so that changing a

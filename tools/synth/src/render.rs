@@ -249,6 +249,60 @@ fn segment_distance_sq(a: Point, b: Point, p: Point) -> f32 {
     dx * dx + dy * dy
 }
 
+/// A box of whole pixels `[x0, x1) × [y0, y1)` in canvas indices (exclusive ends), such as the
+/// tight box of the pixels carrying some labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PixelBox {
+    /// First column.
+    pub x0: u32,
+    /// First row.
+    pub y0: u32,
+    /// One past the last column.
+    pub x1: u32,
+    /// One past the last row.
+    pub y1: u32,
+}
+
+impl PixelBox {
+    /// The one-pixel box at `(x, y)`.
+    pub fn pixel(x: u32, y: u32) -> Self {
+        PixelBox {
+            x0: x,
+            y0: y,
+            x1: x + 1,
+            y1: y + 1,
+        }
+    }
+
+    /// The smallest box holding `self` and pixel `(x, y)`.
+    pub fn including(self, x: u32, y: u32) -> Self {
+        PixelBox {
+            x0: self.x0.min(x),
+            y0: self.y0.min(y),
+            x1: self.x1.max(x + 1),
+            y1: self.y1.max(y + 1),
+        }
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.x1 - self.x0
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.y1 - self.y0
+    }
+
+    /// Centre, in pixels (continuous coordinates).
+    pub fn centre(&self) -> Point {
+        (
+            (self.x0 + self.x1) as f32 / 2.0,
+            (self.y0 + self.y1) as f32 / 2.0,
+        )
+    }
+}
+
 /// How a shape is painted: colour, opacity and the label it writes (if any).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Paint {
@@ -327,6 +381,33 @@ impl Canvas {
     /// The label of pixel `(x, y)` (canvas indices).
     pub fn label(&self, x: usize, y: usize) -> u8 {
         self.labels[y * self.width + x]
+    }
+
+    /// The label of the pixel at image position `(x, y)`, or `None` outside the canvas.
+    pub fn label_at(&self, x: i32, y: i32) -> Option<u8> {
+        let (cx, cy) = (x - self.origin.0, y - self.origin.1);
+        let inside = (0..self.width as i32).contains(&cx) && (0..self.height as i32).contains(&cy);
+        inside.then(|| self.labels[cy as usize * self.width + cx as usize])
+    }
+
+    /// Image position of the top-left pixel.
+    pub fn origin(&self) -> (i32, i32) {
+        self.origin
+    }
+
+    /// The tight box (canvas indices) of the pixels whose label satisfies `wanted`, or `None`
+    /// when there is none.
+    pub fn label_box(&self, wanted: impl Fn(u8) -> bool) -> Option<PixelBox> {
+        let mut found: Option<PixelBox> = None;
+        for (y, row) in self.labels.chunks_exact(self.width.max(1)).enumerate() {
+            for (x, &l) in row.iter().enumerate() {
+                if wanted(l) {
+                    let (x, y) = (x as u32, y as u32);
+                    found = Some(found.map_or(PixelBox::pixel(x, y), |b| b.including(x, y)));
+                }
+            }
+        }
+        found
     }
 
     /// How many pixels carry each label.
@@ -513,6 +594,28 @@ mod tests {
     }
 
     #[test]
+    fn label_box_is_tight_around_labelled_pixels() {
+        let mut c = Canvas::new(20, 12, BLACK);
+        assert_eq!(c.label_box(|l| l == 4), None);
+        let square = Shape::Polygon(vec![(3.0, 2.0), (9.0, 2.0), (9.0, 7.0), (3.0, 7.0)]);
+        c.fill(&square, Paint::labelled(WHITE, 4));
+        c.fill(&Shape::circle((15.0, 9.0), 1.0), Paint::labelled(WHITE, 5));
+        let b = c.label_box(|l| l == 4).expect("the square is labelled");
+        assert_eq!(
+            b,
+            PixelBox {
+                x0: 3,
+                y0: 2,
+                x1: 9,
+                y1: 7
+            }
+        );
+        assert_eq!((b.width(), b.height(), b.centre()), (6, 5, (6.0, 4.5)));
+        let both = c.label_box(|l| l != NO_LABEL).expect("two shapes");
+        assert_eq!((both.x0, both.y0, both.x1, both.y1), (3, 2, 16, 10));
+    }
+
+    #[test]
     fn shapes_off_canvas_and_offset_origin() {
         let mut c = Canvas::new(8, 8, BLACK);
         c.fill(&Shape::circle((-20.0, -20.0), 3.0), Paint::solid(WHITE));
@@ -521,5 +624,12 @@ mod tests {
         o.fill(&Shape::circle((104.0, 54.0), 1.0), Paint::solid(WHITE));
         assert!(o.pixel(3, 3)[0] > 0.5 && o.pixel(4, 4)[0] > 0.5);
         assert_eq!(o.pixel(0, 0)[0], 0.0);
+        o.fill(
+            &Shape::circle((104.0, 54.0), 1.0),
+            Paint::labelled(WHITE, 6),
+        );
+        assert_eq!(o.label_at(104, 54), Some(6), "image coordinates");
+        assert_eq!(o.label_at(100, 50), Some(NO_LABEL));
+        assert_eq!((o.label_at(99, 54), o.label_at(104, 58)), (None, None));
     }
 }

@@ -10,6 +10,7 @@ pub mod histogram;
 pub mod pretrain;
 pub mod pretrain_vision;
 pub mod synth;
+pub mod synth_scenes;
 pub mod train;
 
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ pub enum Command {
     EvalVision(eval_vision::EvalVisionArgs),
     /// Generate a deterministic synthetic fine-grained bird dataset (ImageFolder + captions).
     Synth(synth::SynthArgs),
+    /// Generate large synthetic camera-trap frames with ground-truth boxes (MegaDetector and
+    /// COCO Camera Traps JSON), and bursts of one scene into which a bird arrives.
+    SynthScenes(synth_scenes::SynthScenesArgs),
     /// Score the nearest-centroid colour-histogram baseline on a train and a test ImageFolder.
     HistogramBaseline(histogram::HistogramArgs),
 }
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::EvalVision(a) => eval_vision::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::SynthScenes(a) => synth_scenes::run(a),
         Command::HistogramBaseline(a) => histogram::run(a),
     }
 }
