@@ -7,9 +7,10 @@
 //! through the bundle's preprocessing like any frame.
 //!
 //! Why a square with a margin: the classifier was trained on detector crops that frame the
-//! bird in the middle of a square with background around it (the synthetic world's `crop`
-//! framing: the tight box of the bird is about two thirds of the side); a tight, non-square box
-//! resized to the model's input would stretch the bird and lose the context it learnt with.
+//! bird in the middle of a square (the synthetic world's `crop` framing: the square's side is
+//! 1.146 times the bird's tight box's longer side at the median, 1.03–1.31 from p10 to p90, on
+//! 504 training frames of the demo's world); a tight, non-square box resized to the model's
+//! input would stretch the bird and frame it unlike anything training saw.
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -171,11 +172,10 @@ pub struct CropRule {
 }
 
 impl CropRule {
-    /// The rule of every crop in this workspace: the synthetic world's training crops frame
-    /// the bird's tight box in a square of 1.5 times its longer side (measured on its `crop`
-    /// framing).
+    /// The rule of every crop in this workspace: a square of 1.15 times the box's longer
+    /// side, as the training crops frame the bird (see the module doc).
     pub const DETECTION: CropRule = CropRule {
-        expansion: 1.5,
+        expansion: 1.15,
         min_side: 32,
     };
 
@@ -219,16 +219,16 @@ mod tests {
     }
 
     #[test]
-    fn a_box_in_the_middle_gets_a_centred_square_of_one_and_a_half_its_longer_side() {
-        // 200 × 100 pixels of a 1000 × 500 image, centred at (500, 250).
+    fn a_box_in_the_middle_gets_a_centred_square_of_its_longer_side_with_a_margin() {
+        // 200 × 100 pixels of a 1000 × 500 image, centred at (500, 250): a side of 230.
         let rect = CropRule::DETECTION.square(bbox(0.4, 0.4, 0.2, 0.2), 1000, 500);
         assert_eq!(
             rect,
             PixelRect {
-                left: 350,
-                top: 100,
-                width: 300,
-                height: 300
+                left: 385,
+                top: 135,
+                width: 230,
+                height: 230
             }
         );
     }
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn a_box_at_an_edge_moves_the_square_inside_without_shrinking_it() {
         let rect = CropRule::DETECTION.square(bbox(0.0, 0.9, 0.1, 0.1), 1280, 720);
-        assert_eq!((rect.left, rect.width, rect.height), (0, 192, 192));
+        assert_eq!((rect.left, rect.width, rect.height), (0, 147, 147));
         assert_eq!(rect.top + rect.height, 720);
     }
 

@@ -118,7 +118,7 @@ mod tests {
         let r = region(0.5, 0.5, 0.1, 0.1);
         let crop = Subject::Region(r).image(&frame);
         assert_eq!(*crop, CropRule::DETECTION.cut(&frame, r));
-        assert_eq!(crop.dimensions(), (60, 60));
+        assert_eq!(crop.dimensions(), (46, 46));
         assert_eq!(Subject::Whole.image(&frame).dimensions(), (400, 300));
     }
 
