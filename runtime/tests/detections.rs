@@ -4,7 +4,8 @@
 //! empty image, a detector's own failure). The MegaDetector output is read back by Rust and by
 //! Python's `json` module (`fixtures/megadetector/check_batch_output.py`); the crops are checked
 //! against the library's own crop rule and classifier; JSONL and CSV rows, `--resume`, and the
-//! refusals of files that are not MegaDetector's format.
+//! refusals of files that are not MegaDetector's format. And synthetic camera-trap scenes
+//! (`xrvlm-synth`'s scene mode) whose ground-truth boxes are the detections.
 
 use crate::common;
 
@@ -326,6 +327,82 @@ fn python_reads_the_output_with_every_documented_key_and_type() {
     assert_eq!(
         stdout.trim(),
         format!("ok: 7 images, {} classified detections", CLASSIFIED.len())
+    );
+}
+
+/// Synthetic scenes with their ground truth as the detection file: every bird is classified,
+/// the output keeps the generator's keys and Python reads it with every documented key.
+#[test]
+fn synthetic_scenes_ground_truth_boxes_are_classified_and_read_back_by_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("scenes");
+    let config = xrvlm_synth::SceneConfig {
+        world: 1,
+        seed: 17,
+        classes: 12,
+        count: 6,
+        night_fraction: 0.3,
+        empty_fraction: 0.2,
+        sequences: 0,
+        sequence_length: 2,
+        sizes: vec![(640, 360), (480, 480)],
+    };
+    xrvlm_synth::generate_scenes(&config, &data).unwrap();
+    let truth = read_json(&data.join("md.json"));
+    let boxes: usize = truth["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|im| im["detections"].as_array().unwrap().len())
+        .sum();
+    assert!(boxes >= 3, "the seed draws birds: {boxes}");
+    let out = dir.path().join("classified.json");
+    let run = common::xrvlm()
+        .args(["classify", "--detections"])
+        .arg(data.join("md.json"))
+        .arg("--bundle")
+        .arg(demo_bundle())
+        .arg("--output")
+        .arg(&out)
+        .args(["--top-k", "2", "--threads", "2", "-q"])
+        .output()
+        .expect("the xrvlm binary runs");
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let doc = read_json(&out);
+    let mut classified = 0;
+    for (image, truth) in doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(truth["images"].as_array().unwrap())
+    {
+        assert_eq!(image["file"], truth["file"]);
+        let detections = image["detections"].as_array().unwrap();
+        assert_eq!(
+            detections.len(),
+            truth["detections"].as_array().unwrap().len()
+        );
+        for (d, t) in detections
+            .iter()
+            .zip(truth["detections"].as_array().unwrap())
+        {
+            assert_eq!(d["bbox"], t["bbox"]);
+            assert_eq!(d["classifications"].as_array().unwrap().len(), 2);
+            classified += 1;
+        }
+    }
+    assert_eq!(classified, boxes);
+    let script = fixture("megadetector/check_batch_output.py");
+    let check = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&out)
+        .output()
+        .expect("python3 runs (see the Reconyx test)");
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}{}", stderr(&check));
+    assert_eq!(
+        stdout.trim(),
+        format!("ok: 6 images, {boxes} classified detections")
     );
 }
 
