@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
+use crate::allowed::{AllowedClasses, AllowedError, SpeciesList};
 use crate::bundle::Bundle;
 use crate::engine::{EngineError, Plan, PlanOptions};
 use crate::image_io::{load_rgb, ImageLoadError};
@@ -33,16 +34,19 @@ pub struct ClassScore {
 /// What the classifier says about one image.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
-    /// The k most probable classes, best first ([`ranking`]'s order of the logits).
+    /// The k most probable classes the classifier may answer (all, unless a species list
+    /// restricts them: [`Classifier::restrict`]), best first ([`ranking`]'s order of the
+    /// logits); never empty.
     pub top: Vec<ClassScore>,
-    /// Raw logits, one per class, in the manifest's class order.
+    /// Raw logits, one per class, in the manifest's class order (a species list does not
+    /// change them).
     pub logits: Vec<f32>,
 }
 
 impl Prediction {
-    /// The class ranked first.
+    /// The class ranked first among those that may be answered.
     pub fn best(&self) -> usize {
-        ranking::argmax(&self.logits)
+        self.top[0].index
     }
 
     /// 0-based rank of `class` among all classes.
@@ -96,14 +100,29 @@ pub struct Classifier {
     bundle: Bundle,
     plan: Plan,
     crm: FoldedCrm,
+    allowed: AllowedClasses,
 }
 
 impl Classifier {
-    /// Builds the image-model plan for `options` and folds the CRM.
+    /// Builds the image-model plan for `options` and folds the CRM; every class may be
+    /// answered.
     pub fn new(bundle: Bundle, options: PlanOptions) -> Result<Self, EngineError> {
         let plan = Plan::load(&bundle, options)?;
         let crm = FoldedCrm::new(bundle.weights());
-        Ok(Self { bundle, plan, crm })
+        let allowed = AllowedClasses::all(bundle.manifest().classes.len());
+        Ok(Self {
+            bundle,
+            plan,
+            crm,
+            allowed,
+        })
+    }
+
+    /// Answers only the classes `list` allows (a site's species; blank always), the others at
+    /// probability 0 and the rest renormalised.
+    pub fn restrict(&mut self, list: &SpeciesList, blank: &str) -> Result<(), AllowedError> {
+        self.allowed = AllowedClasses::new(&self.bundle.manifest().classes, list, blank)?;
+        Ok(())
     }
 
     /// The verified bundle.
@@ -173,12 +192,15 @@ impl Classifier {
         Ok((prediction, times))
     }
 
-    /// The prediction for one row of logits, keeping the `k` best classes.
+    /// The prediction for one row of logits, keeping the `k` best classes of those that may be
+    /// answered (at least one: `k` is raised to 1).
     pub fn predict(&self, logits: &[f32], k: usize) -> Prediction {
-        let probabilities = softmax(logits);
+        let restricted = self.allowed.restrict(logits);
+        let probabilities = softmax(&restricted);
         let labels = &self.bundle.manifest().classes;
-        let top = ranking::top_k(logits, k)
+        let top = ranking::top_k(&restricted, k.max(1))
             .into_iter()
+            .filter(|r| self.allowed.allows(r.class))
             .map(|r| ClassScore {
                 index: r.class,
                 label: labels[r.class].label.clone(),

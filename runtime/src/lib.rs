@@ -21,6 +21,7 @@
 //! - [`timestamp`]: UTC timestamps (RFC 3339 and MegaDetector's form) without a date library.
 //! - [`crop`]: how a box (a detection, the motion gate's region, a training box) becomes the
 //!   square crop the classifier sees, the one rule of both crates.
+//! - [`allowed`]: the species a site allows (SpeciesNet's geofence), applied in the frame path.
 //! - [`classifier`]: the one path of a frame: preprocessing + plan + scoring + ranking.
 //! - [`check`]: the accuracy check a device runs on itself (`xrvlm check`).
 //! - [`field`]: the field runtime's parts: board profiles, frame sources, the motion gate,
@@ -33,6 +34,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod allowed;
 pub mod bundle;
 pub mod check;
 pub mod classifier;

@@ -1,5 +1,6 @@
 //! The runtime's integration tests but the station's, in one test binary (one link instead
 //! of seven). Modules:
+//! - `allowed`: a site's species list: excluded species never answered, the rest renormalised.
 //! - `bundle`: `Bundle::open` accepts a valid bundle and refuses every kind of damage, naming it.
 //! - `camtrap`: `xrvlm export-camtrap` writes packages that validate against the Camtrap DP schemas.
 //! - `check`: `xrvlm check` on the demo bundle, at int8 and fp32, and its refusals.
@@ -10,6 +11,7 @@
 //! - `power_cut`: the real `xrvlm run` killed at random moments loses nothing.
 //! - `preprocess_reference`: the table-driven resampler against a plain per-pixel reference.
 
+mod allowed;
 mod bundle;
 mod camtrap;
 mod camtrap_schema;

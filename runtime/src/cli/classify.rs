@@ -13,10 +13,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use xrvlm_runtime::allowed::SpeciesList;
 use xrvlm_runtime::bundle::manifest::ClassInfo;
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::engine::{PlanOptions, Precision};
+use xrvlm_runtime::field::config::DEFAULT_BLANK_LABEL;
 
 use super::detection_file::DEFAULT_MIN_DETECTION_CONF;
 use super::inputs::{collect, Input};
@@ -67,9 +69,31 @@ pub struct ClassifyArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Only these species may be answered (labels, scientific or common names, comma-separated
+    /// or repeated; blank always may): the site's species. The others get probability 0 and
+    /// the rest are renormalised, as the field loop does with a profile's `allowed_species`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "SPECIES",
+        conflicts_with = "exclude"
+    )]
+    pub allow: Vec<String>,
+    /// These species may not be answered (the profile's `excluded_species`).
+    #[arg(long, value_delimiter = ',', value_name = "SPECIES")]
+    pub exclude: Vec<String>,
 }
 
 impl ClassifyArgs {
+    /// The species list `--allow` or `--exclude` gives, if any.
+    pub fn species_list(&self) -> Option<SpeciesList> {
+        match (self.allow.is_empty(), self.exclude.is_empty()) {
+            (false, _) => Some(SpeciesList::Allow(self.allow.clone())),
+            (true, false) => Some(SpeciesList::Exclude(self.exclude.clone())),
+            (true, true) => None,
+        }
+    }
+
     /// The output format asked for, or the mode's default.
     pub fn format(&self) -> Format {
         let default = match self.detections {
@@ -169,8 +193,14 @@ pub fn load_classifier(args: &ClassifyArgs) -> Result<Classifier> {
         precision: args.precision,
         threads: args.threads.unwrap_or_else(default_threads),
     };
-    Classifier::new(bundle, options)
-        .with_context(|| format!("preparing the {} image model", args.precision))
+    let mut classifier = Classifier::new(bundle, options)
+        .with_context(|| format!("preparing the {} image model", args.precision))?;
+    if let Some(list) = args.species_list() {
+        classifier
+            .restrict(&list, DEFAULT_BLANK_LABEL)
+            .context("--allow / --exclude")?;
+    }
+    Ok(classifier)
 }
 
 /// The string a record is keyed by (and `--resume` matches on).

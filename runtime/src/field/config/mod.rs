@@ -329,6 +329,12 @@ fn check_decision(d: &DecisionConfig) -> Result<(), Problem> {
         Problem::check_range(&format!("decision.thresholds.{label}"), t, 0.0, 1.0)?;
     }
     Problem::check_non_empty("decision.blank_label", &d.blank_label)?;
+    if !d.allowed_species.is_empty() && !d.excluded_species.is_empty() {
+        return Err(Problem::new(
+            "decision.excluded_species",
+            "give allowed_species or excluded_species, not both",
+        ));
+    }
     Problem::check_range("decision.event_gap_s", d.event_gap_s, 1, 86_400)
 }
 

@@ -14,6 +14,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::byte_size::ByteSize;
+use crate::allowed::SpeciesList;
 use crate::engine::Precision;
 use crate::timestamp::UtcOffset;
 
@@ -235,6 +236,28 @@ pub struct DecisionConfig {
     /// Seconds without an animal frame after which an event closes.
     #[serde(default = "default_event_gap_s")]
     pub event_gap_s: u32,
+    /// The only species that occur at the site (labels, scientific or common names): the
+    /// others are never answered, their probability given to the rest (blank is always
+    /// allowed). Empty: every class.
+    #[serde(default)]
+    pub allowed_species: Vec<String>,
+    /// Species that do not occur at the site (instead of `allowed_species`).
+    #[serde(default)]
+    pub excluded_species: Vec<String>,
+}
+
+impl DecisionConfig {
+    /// The site's species list, if the profile gives one.
+    pub fn species_list(&self) -> Option<SpeciesList> {
+        match (
+            self.allowed_species.is_empty(),
+            self.excluded_species.is_empty(),
+        ) {
+            (false, _) => Some(SpeciesList::Allow(self.allowed_species.clone())),
+            (true, false) => Some(SpeciesList::Exclude(self.excluded_species.clone())),
+            (true, true) => None,
+        }
+    }
 }
 
 impl Default for DecisionConfig {
@@ -245,6 +268,8 @@ impl Default for DecisionConfig {
             blank_label: DEFAULT_BLANK_LABEL.to_string(),
             unknown_below_threshold: true,
             event_gap_s: DEFAULT_EVENT_GAP_S,
+            allowed_species: Vec::new(),
+            excluded_species: Vec::new(),
         }
     }
 }

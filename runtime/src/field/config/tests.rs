@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::allowed::SpeciesList;
 
 /// A complete minimal profile; tests edit one line of it.
 const MINIMAL: &str = r#"[deployment]
@@ -236,4 +237,26 @@ fn synthetic_framing_is_scene_or_crop() {
     let (_, key, message) = invalid(&synthetic("framing = \"zoom\""));
     assert_eq!(key, "source.framing");
     assert!(message.contains("\"scene\""), "{message}");
+}
+
+#[test]
+fn a_site_species_list_is_allowed_or_excluded_not_both() {
+    let allowed = parse(&format!(
+        "{MINIMAL}\n[decision]\nallowed_species = [\"bartail_finch\", \"Greybill Chat\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        allowed.decision.species_list(),
+        Some(SpeciesList::Allow(vec![
+            "bartail_finch".into(),
+            "Greybill Chat".into()
+        ]))
+    );
+    let none = parse(MINIMAL).unwrap();
+    assert_eq!(none.decision.species_list(), None);
+    let both =
+        format!("{MINIMAL}\n[decision]\nallowed_species = [\"a\"]\nexcluded_species = [\"b\"]\n");
+    let (_, key, message) = invalid(&both);
+    assert_eq!(key, "decision.excluded_species");
+    assert!(message.contains("not both"), "{message}");
 }

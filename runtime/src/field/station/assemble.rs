@@ -69,13 +69,24 @@ fn open_classifier(profile: &Profile) -> Result<Classifier, StationError> {
         precision: model.precision,
         threads,
     };
-    Classifier::new(bundle, options).map_err(|e| {
+    let mut classifier = Classifier::new(bundle, options).map_err(|e| {
         StationError::Setup(format!(
             "{}: cannot load the {} image model: {e}",
             model.bundle.display(),
             model.precision.as_str()
         ))
-    })
+    })?;
+    if let Some(list) = profile.decision.species_list() {
+        classifier
+            .restrict(&list, &profile.decision.blank_label)
+            .map_err(|e| {
+                StationError::Setup(format!(
+                    "{}: [decision] species list: {e}",
+                    profile.path().display()
+                ))
+            })?;
+    }
+    Ok(classifier)
 }
 
 /// The source a profile asks for, and whether its capture times follow the system clock.
