@@ -14,6 +14,7 @@
 //! # Layout
 //! - [`palette`]: part colours (species attributes) and body colours (per image).
 //! - [`species`]: the attribute catalogue, species derivation, names and descriptions.
+//! - [`taxonomy`]: genera and families of the species (shared beak and tail; shared beak).
 //! - [`render`]: the anti-aliased rasteriser (ellipses, polygons, thick lines, part labels).
 //! - [`affine`]: similarity transforms from local model units to pixels.
 //! - [`bird`]: the shared body plan and how each part is drawn.
@@ -43,6 +44,7 @@ pub mod scene;
 mod scene_output;
 pub mod scenes;
 pub mod species;
+pub mod taxonomy;
 mod truth_files;
 
 use std::path::PathBuf;

@@ -19,13 +19,15 @@ use super::captions::{bird_caption, empty_caption};
 use super::random::{chance, keyed_rng, DOMAIN_IMAGE};
 use super::scene::render_frame;
 use super::species::{derive_species, Attributes, Species};
+use super::taxonomy::Taxonomy;
 use super::{SynthConfig, SynthError, BLANK_CLASS};
 
 /// Class stream of the empty frames (species use their index).
 pub const BLANK_STREAM: u64 = u64::MAX;
 /// Version of the output format and of the generator's drawing rules; bumped whenever the same
-/// parameters would give different files.
-pub const GENERATOR_VERSION: u32 = 1;
+/// parameters would give different files. 2: `species.json` gives each species' taxonomy (the
+/// images are those of 1).
+pub const GENERATOR_VERSION: u32 = 2;
 
 /// What [`generate`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,6 +289,8 @@ struct SpeciesEntry<'a> {
     index: usize,
     attributes: &'a Attributes,
     description: String,
+    /// Genus, family, order and class ([`crate::taxonomy`]).
+    taxonomy: Taxonomy,
 }
 
 fn species_file<'a>(config: &SynthConfig, species: &'a [Species]) -> SpeciesFile<'a> {
@@ -299,6 +303,7 @@ fn species_file<'a>(config: &SynthConfig, species: &'a [Species]) -> SpeciesFile
             index: s.index,
             attributes: &s.attributes,
             description: s.attributes.description(),
+            taxonomy: Taxonomy::of(&s.attributes),
         })
         .collect();
     entries.sort_by_key(|e| e.label);
