@@ -37,6 +37,17 @@ fn write_images(dir: &Path) -> Vec<std::path::PathBuf> {
     paths
 }
 
+/// Every sample of `ds` through the training loader's evaluation transform, in order.
+fn training_pixels(ds: &Dataset, pre: &Preprocess) -> Vec<f32> {
+    let loader = Loader::new(ds, Transform::Eval(pre.clone()), 3, None, 0);
+    let mut pixels = Vec::new();
+    for batch in &loader {
+        assert!(batch.failures.is_empty(), "{:?}", batch.failures);
+        pixels.extend(batch.pixels);
+    }
+    pixels
+}
+
 #[test]
 fn training_loader_sees_exactly_the_runtime_tensors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -51,12 +62,7 @@ fn training_loader_sees_exactly_the_runtime_tensors() {
         .collect();
     let ds = Dataset::new("mixed", vec!["only".into()], samples).unwrap();
     for pre in [Preprocess::xrvlm(), Preprocess::for_image_size(32)] {
-        let loader = Loader::new(&ds, Transform::Eval(pre.clone()), 3, None, 0);
-        let mut from_training = Vec::new();
-        for batch in &loader {
-            assert!(batch.failures.is_empty(), "{:?}", batch.failures);
-            from_training.extend(batch.pixels);
-        }
+        let from_training = training_pixels(&ds, &pre);
         let mut from_runtime = Vec::new();
         for p in &paths {
             from_runtime.extend(pre.apply(&load_rgb(p).unwrap()).unwrap());
@@ -100,12 +106,7 @@ fn training_crops_are_the_runtimes_crops_bit_for_bit() {
         .collect();
     let ds = Dataset::new("boxes", vec!["only".into()], samples).unwrap();
     let pre = Preprocess::for_image_size(32);
-    let loader = Loader::new(&ds, Transform::Eval(pre.clone()), 3, None, 0);
-    let mut from_training = Vec::new();
-    for batch in &loader {
-        assert!(batch.failures.is_empty(), "{:?}", batch.failures);
-        from_training.extend(batch.pixels);
-    }
+    let from_training = training_pixels(&ds, &pre);
     let mut from_runtime = Vec::new();
     for (path, region) in &pairs {
         let crop = CropRule::DETECTION.cut(&load_rgb(path).unwrap(), *region);

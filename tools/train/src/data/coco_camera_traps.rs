@@ -75,14 +75,7 @@ pub fn load_coco_camera_traps(
     json: &Path,
     image_root: &Path,
 ) -> Result<(Dataset, CocoSummary), DataError> {
-    let bytes = fs::read(json).map_err(|source| DataError::Io {
-        path: json.to_path_buf(),
-        source,
-    })?;
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|source| DataError::Json {
-        path: json.to_path_buf(),
-        source,
-    })?;
+    let doc = read_document(json)?;
     let j = JsonFile { path: json };
     let categories = read_categories(&j, j.array(&doc, "categories")?)?;
     let images = read_images(&j, j.array(&doc, "images")?)?;
@@ -105,23 +98,12 @@ pub fn load_coco_camera_traps_boxes(
     json: &Path,
     image_root: &Path,
 ) -> Result<(Dataset, CocoSummary), DataError> {
-    let bytes = fs::read(json).map_err(|source| DataError::Io {
-        path: json.to_path_buf(),
-        source,
-    })?;
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|source| DataError::Json {
-        path: json.to_path_buf(),
-        source,
-    })?;
+    let doc = read_document(json)?;
     let j = JsonFile { path: json };
     let categories = read_categories(&j, j.array(&doc, "categories")?)?;
     let images = read_images(&j, j.array(&doc, "images")?)?;
     let annotations = j.array(&doc, "annotations")?;
-    let index: HashMap<&str, usize> = images
-        .iter()
-        .enumerate()
-        .map(|(i, img)| (img.id.as_str(), i))
-        .collect();
+    let index = image_index(&images);
     let mut boxed = vec![false; images.len()];
     let mut annotated = vec![false; images.len()];
     // (image, category, region) per kept annotation, in annotation order.
@@ -194,6 +176,27 @@ fn dataset_name(j: &JsonFile<'_>) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "coco-camera-traps".to_string())
+}
+
+/// The parsed JSON of `json`.
+fn read_document(json: &Path) -> Result<Value, DataError> {
+    let bytes = fs::read(json).map_err(|source| DataError::Io {
+        path: json.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| DataError::Json {
+        path: json.to_path_buf(),
+        source,
+    })
+}
+
+/// Image id → position in `images`.
+fn image_index(images: &[Image]) -> HashMap<&str, usize> {
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| (img.id.as_str(), i))
+        .collect()
 }
 
 /// The JSON file being read, for error messages.
@@ -394,11 +397,7 @@ fn label_images(
     images: &[Image],
     categories: &BTreeMap<i64, String>,
 ) -> Result<(Vec<ImageLabel>, usize), DataError> {
-    let index: HashMap<&str, usize> = images
-        .iter()
-        .enumerate()
-        .map(|(i, img)| (img.id.as_str(), i))
-        .collect();
+    let index = image_index(images);
     let mut status = vec![ImageLabel::Unannotated; images.len()];
     let mut orphans = 0;
     for (i, ann) in annotations.iter().enumerate() {
