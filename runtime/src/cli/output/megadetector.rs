@@ -320,6 +320,9 @@ mod tests {
         let metadata = &info["classifier_metadata"];
         assert_eq!(metadata.get("typical_classification_threshold"), None);
         assert_eq!(metadata["min_detection_conf"], 0.3);
-        assert_eq!(metadata["crop"]["expansion"], 1.5);
+        assert_eq!(
+            metadata["crop"]["expansion"],
+            xrvlm_runtime::crop::CropRule::DETECTION.expansion
+        );
     }
 }
