@@ -138,6 +138,7 @@ mod tests {
             label: label.into(),
             common_name: Some(label.replace('_', " ")),
             scientific_name: scientific.map(str::to_string),
+            taxonomy: None,
         };
         vec![
             class("bartail_finch", Some("Fringilla caudata")),

@@ -18,6 +18,7 @@
 //! - [`scoring`]: CRM scoring (eval form, unfolded and folded) and softmax.
 //! - [`ranking`]: the one ranking rule (argmax, top-k, rank of a class) of both crates.
 //! - [`engine`]: the image model as a tract plan per precision (fp32, int8, f16), threads set.
+//! - [`taxonomy`]: each class's genus, family, order and class, and the roll-up to them.
 //! - [`timestamp`]: UTC timestamps (RFC 3339 and MegaDetector's form) without a date library.
 //! - [`crop`]: how a box (a detection, the motion gate's region, a training box) becomes the
 //!   square crop the classifier sees, the one rule of both crates.
@@ -48,6 +49,7 @@ mod resample;
 pub mod scoring;
 #[cfg(test)]
 mod test_support;
+pub mod taxonomy;
 pub mod timestamp;
 
 /// Names most callers need: `use xrvlm_runtime::prelude::*;`.

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::integrity::Sha256Digest;
 use crate::preprocess::Preprocess;
 use crate::scoring::CrmDims;
+use crate::taxonomy::Taxonomy;
 
 /// The manifest format this runtime reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -153,6 +154,10 @@ pub struct ClassInfo {
     /// Scientific name, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scientific_name: Option<String>,
+    /// Genus, family, order and class, where known: what a roll-up answers when no species is
+    /// sure ([`crate::taxonomy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taxonomy: Option<Taxonomy>,
 }
 
 /// One `[[files]]` entry.
@@ -302,6 +307,7 @@ impl ClassInfo {
             label: label.to_string(),
             common_name: Some(label.replace('_', " ")),
             scientific_name: None,
+            taxonomy: None,
         }
     }
 }
