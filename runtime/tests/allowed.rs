@@ -3,7 +3,7 @@
 //! what may be answered still sum to 1; `xrvlm classify --exclude` answers the same as the
 //! library, and a name the bundle lacks is refused with the bundle's names.
 
-use crate::common;
+use crate::common::{self, demo_bundle};
 
 use std::path::{Path, PathBuf};
 
@@ -12,10 +12,6 @@ use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::engine::{PlanOptions, Precision};
 use xrvlm_runtime::image_io::load_rgb;
-
-fn demo_bundle() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo")
-}
 
 fn classifier() -> Classifier {
     let options = PlanOptions {

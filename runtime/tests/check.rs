@@ -2,7 +2,7 @@
 //! fails, naming the figure, when the int8 model was damaged (its weights scaled, the digest
 //! refreshed so the bundle still opens) and when a labelled set's accuracy is below tolerance.
 
-use crate::common;
+use crate::common::{self, demo_bundle};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -10,10 +10,6 @@ use std::process::Output;
 use prost::Message;
 use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::ModelProto;
-
-fn demo_bundle() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo")
-}
 
 fn check(args: &[&str], report: &Path) -> Output {
     common::xrvlm()

@@ -7,7 +7,7 @@
 //! refusals of files that are not MegaDetector's format. And synthetic camera-trap scenes
 //! (`xrvlm-synth`'s scene mode) whose ground-truth boxes are the detections.
 
-use crate::common;
+use crate::common::{self, demo_bundle, fixture};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,16 +28,6 @@ const RECONYX: [&str; 3] = [
     "20210531082538-RCNX0032.JPG",
     "20210531082539-RCNX0033.JPG",
 ];
-
-fn demo_bundle() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo")
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

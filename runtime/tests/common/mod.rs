@@ -7,7 +7,21 @@ pub mod onnx_model;
 pub mod rng;
 pub mod weights;
 
+use std::path::{Path, PathBuf};
+
 use xrvlm_runtime::scoring::{CrmDims, CrmWeights, WeightsError};
+
+/// The committed demo bundle.
+pub fn demo_bundle() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo")
+}
+
+/// A file or folder under `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
 
 /// The `xrvlm` binary under test, as a command. Where the tests run under emulation (an aarch64
 /// build on an x86 machine without binfmt_misc, `tools/test-all.sh`), `XRVLM_TEST_RUNNER` names
