@@ -5,7 +5,7 @@
 
 use crate::common::{self, demo_bundle};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use xrvlm_runtime::allowed::SpeciesList;
 use xrvlm_runtime::bundle::Bundle;

@@ -4,7 +4,7 @@
 
 use crate::common::{self, demo_bundle};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use prost::Message;
