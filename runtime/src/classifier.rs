@@ -1,5 +1,6 @@
-//! The one path of a frame: bundle + preprocessing + image-model plan + CRM scoring + ranking,
-//! an image in, a prediction out ([`Classifier::classify`]). The field station, `check`,
+//! The one path of a frame: bundle, preprocessing, image-model plan, CRM scoring, ranking and
+//! the bundle's open-world rule ([`crate::open_world`]), an image in, a prediction out
+//! ([`Classifier::classify`]). The field station, `check`,
 //! `bench`, `classify` and the export's verification all go through it.
 //!
 //! [`Classifier::classify_files`] isolates failures per file: an image that cannot be read or
@@ -15,6 +16,7 @@ use crate::allowed::{AllowedClasses, AllowedError, SpeciesList};
 use crate::bundle::Bundle;
 use crate::engine::{EngineError, Plan, PlanOptions};
 use crate::image_io::{load_rgb, ImageLoadError};
+use crate::open_world::{CandidateScores, OpenWorldRule, OpenWorldVerdict, Scorer};
 use crate::preprocess::{Preprocess, PreprocessError};
 use crate::ranking;
 use crate::scoring::probs::softmax;
@@ -41,6 +43,9 @@ pub struct Prediction {
     /// Raw logits, one per class, in the manifest's class order (a species list does not
     /// change them).
     pub logits: Vec<f32>,
+    /// The open-world rule's verdict: whether the frame is a species the model does not know.
+    /// `None` when the bundle has no `[open_world]` section.
+    pub open_world: Option<OpenWorldVerdict>,
 }
 
 impl Prediction {
@@ -52,6 +57,11 @@ impl Prediction {
     /// 0-based rank of `class` among all classes.
     pub fn rank_of(&self, class: usize) -> usize {
         ranking::rank_of(&self.logits, class)
+    }
+
+    /// Whether the open-world rule answers `unknown` for the frame.
+    pub fn is_unknown(&self) -> bool {
+        self.open_world.is_some_and(|v| v.unknown)
     }
 }
 
@@ -101,6 +111,22 @@ pub struct Classifier {
     plan: Plan,
     crm: FoldedCrm,
     allowed: AllowedClasses,
+    /// The bundle's `[open_world]` rule, if it has one.
+    open_world: Option<OpenWorldRule>,
+    /// Computes the open-world scores (prompts and the bundle's part prototypes at hand).
+    scorer: Scorer,
+}
+
+/// One image with everything the open-world step looks at: the prediction, every candidate
+/// score, and the image parts (M, D).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CandidateFrame {
+    /// What the classifier says.
+    pub prediction: Prediction,
+    /// Every candidate open-world score.
+    pub candidates: CandidateScores,
+    /// The image model's parts, (M, D) row-major.
+    pub parts: Vec<f32>,
 }
 
 impl Classifier {
@@ -110,11 +136,15 @@ impl Classifier {
         let plan = Plan::load(&bundle, options)?;
         let crm = FoldedCrm::new(bundle.weights());
         let allowed = AllowedClasses::all(bundle.manifest().classes.len());
+        let open_world = OpenWorldRule::of(bundle.manifest());
+        let scorer = Scorer::new(bundle.weights(), bundle.prototypes().cloned());
         Ok(Self {
             bundle,
             plan,
             crm,
             allowed,
+            open_world,
+            scorer,
         })
     }
 
@@ -137,6 +167,10 @@ impl Classifier {
     pub fn scorer(&self) -> &FoldedCrm {
         &self.crm
     }
+    /// The bundle's open-world rule, if it has one.
+    pub fn open_world(&self) -> Option<&OpenWorldRule> {
+        self.open_world.as_ref()
+    }
     /// The bundle's preprocessing.
     pub fn preprocess(&self) -> &Preprocess {
         &self.bundle.manifest().preprocess
@@ -155,11 +189,7 @@ impl Classifier {
 
     /// Logits (N, C) of preprocessed images (N, 3, S, S).
     pub fn logits(&self, images: &[f32]) -> Result<Logits, EngineError> {
-        let parts = self.plan.run(images)?;
-        Ok(self
-            .crm
-            .score(&parts)
-            .expect("the plan checked the parts shape"))
+        self.logits_and_parts(images).map(|(logits, _)| logits)
     }
 
     /// Classifies one decoded frame, keeping the `k` best classes.
@@ -183,7 +213,7 @@ impl Classifier {
             .score(&parts)
             .expect("the plan checked the parts shape");
         let row = logits.rows().next().expect("one image, one row");
-        let prediction = self.predict(row, k);
+        let prediction = self.predict(row, &parts, k);
         let times = StageTimes {
             preprocess: t1 - t0,
             model: t2 - t1,
@@ -192,9 +222,10 @@ impl Classifier {
         Ok((prediction, times))
     }
 
-    /// The prediction for one row of logits, keeping the `k` best classes of those that may be
-    /// answered (at least one: `k` is raised to 1).
-    pub fn predict(&self, logits: &[f32], k: usize) -> Prediction {
+    /// The prediction for one image's logits (C) and parts (M, D), keeping the `k` best classes
+    /// of those that may be answered (at least one: `k` is raised to 1), with the open-world
+    /// verdict when the bundle has a rule.
+    pub fn predict(&self, logits: &[f32], parts: &[f32], k: usize) -> Prediction {
         let restricted = self.allowed.restrict(logits);
         let probabilities = softmax(&restricted);
         let labels = &self.bundle.manifest().classes;
@@ -206,10 +237,15 @@ impl Classifier {
                 label: labels[r.class].label.clone(),
                 probability: probabilities[r.class],
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let open_world = self.open_world.as_ref().map(|rule| {
+            let score = self.scorer.score(rule.kind, logits, parts, top[0].index);
+            rule.verdict(score, top[0].index)
+        });
         Prediction {
             top,
             logits: logits.to_vec(),
+            open_world,
         }
     }
 
@@ -247,7 +283,47 @@ impl Classifier {
         images: &[f32],
         k: usize,
     ) -> Result<Vec<Prediction>, EngineError> {
-        let logits = self.logits(images)?;
-        Ok(logits.rows().map(|row| self.predict(row, k)).collect())
+        let (logits, parts) = self.logits_and_parts(images)?;
+        let per_image = self.crm.dims().parts_len();
+        Ok(logits
+            .rows()
+            .zip(parts.chunks_exact(per_image))
+            .map(|(row, parts)| self.predict(row, parts, k))
+            .collect())
+    }
+
+    /// [`Classifier::classify_preprocessed`] with every candidate open-world score and the
+    /// parts of each image, whatever the bundle's rule: what the export calibrates on and
+    /// `BENCHMARKS.md` compares.
+    pub fn classify_with_candidates(
+        &self,
+        images: &[f32],
+        k: usize,
+    ) -> Result<Vec<CandidateFrame>, EngineError> {
+        let (logits, parts) = self.logits_and_parts(images)?;
+        let per_image = self.crm.dims().parts_len();
+        Ok(logits
+            .rows()
+            .zip(parts.chunks_exact(per_image))
+            .map(|(row, parts)| {
+                let prediction = self.predict(row, parts, k);
+                let answered = prediction.best();
+                CandidateFrame {
+                    candidates: self.scorer.candidates(row, parts, answered),
+                    prediction,
+                    parts: parts.to_vec(),
+                }
+            })
+            .collect())
+    }
+
+    /// Logits (N, C) and parts (N, M, D) of preprocessed images (N, 3, S, S).
+    fn logits_and_parts(&self, images: &[f32]) -> Result<(Logits, Vec<f32>), EngineError> {
+        let parts = self.plan.run(images)?;
+        let logits = self
+            .crm
+            .score(&parts)
+            .expect("the plan checked the parts shape");
+        Ok((logits, parts))
     }
 }

@@ -23,6 +23,8 @@
 //! - [`crop`]: how a box (a detection, the motion gate's region, a training box) becomes the
 //!   square crop the classifier sees, the one rule of both crates.
 //! - [`allowed`]: the species a site allows (SpeciesNet's geofence), applied in the frame path.
+//! - [`open_world`]: whether a frame shows a species the model never saw: the candidate
+//!   scores, the export's calibration of a threshold, and the rule every prediction gets.
 //! - [`classifier`]: the one path of a frame: preprocessing + plan + scoring + ranking.
 //! - [`check`]: the accuracy check a device runs on itself (`xrvlm check`).
 //! - [`field`]: the field runtime's parts: board profiles, frame sources, the motion gate,
@@ -43,13 +45,14 @@ pub mod crop;
 pub mod engine;
 pub mod field;
 pub mod image_io;
+pub mod open_world;
 pub mod preprocess;
 pub mod ranking;
 mod resample;
 pub mod scoring;
+pub mod taxonomy;
 #[cfg(test)]
 mod test_support;
-pub mod taxonomy;
 pub mod timestamp;
 
 /// Names most callers need: `use xrvlm_runtime::prelude::*;`.

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use xrvlm_runtime::bundle::manifest::ClassInfo;
-use xrvlm_runtime::classifier::ClassScore;
+use xrvlm_runtime::classifier::{ClassScore, Prediction};
 use xrvlm_runtime::crop::NormalizedBox;
 use xrvlm_runtime::field::camtrap::{self, ExportOptions};
 use xrvlm_runtime::field::config::Profile;
@@ -99,7 +99,11 @@ fn write_log(dir: &Path) -> std::path::PathBuf {
             label: label.into(),
             probability,
         }];
-        let outcome = decider.decide(&top);
+        let outcome = decider.decide(&Prediction {
+            top: top.clone(),
+            logits: Vec::new(),
+            open_world: None,
+        });
         let media_id = format!("m{i}");
         let decided = DecidedFrame {
             media_id: media_id.clone(),

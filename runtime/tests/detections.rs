@@ -200,10 +200,12 @@ fn detections_get_classifications_and_the_document_keeps_every_key() {
     );
     let labels = demo_labels();
     let categories = doc["classification_categories"].as_object().unwrap();
-    assert_eq!(categories.len(), labels.len());
+    // The classes, then `unknown`: the demo bundle has an open-world rule.
+    assert_eq!(categories.len(), labels.len() + 1);
     for (i, label) in labels.iter().enumerate() {
         assert_eq!(categories[&i.to_string()], label.as_str());
     }
+    assert_eq!(categories[&labels.len().to_string()], "unknown");
     assert_eq!(
         doc["classification_category_descriptions"]["0"],
         "bartail finch"
@@ -227,7 +229,9 @@ fn detections_get_classifications_and_the_document_keeps_every_key() {
             );
             if expected {
                 let pairs = detection["classifications"].as_array().unwrap();
-                assert_eq!(pairs.len(), TOP_K);
+                // The top k, after `unknown` for a crop the open-world rule rejects.
+                let unknown = pairs[0][0] == labels.len().to_string().as_str();
+                assert_eq!(pairs.len(), TOP_K + usize::from(unknown));
                 let p: Vec<f64> = pairs.iter().map(|c| c[1].as_f64().unwrap()).collect();
                 assert!(p.windows(2).all(|w| w[0] >= w[1]), "{p:?}");
                 for pair in pairs {
@@ -280,7 +284,21 @@ fn each_detection_is_classified_as_its_crop() {
         let written = doc["images"][i]["detections"][j]["classifications"]
             .as_array()
             .unwrap();
-        for (pair, class) in written.iter().zip(&expected.top) {
+        // A crop the open-world rule rejects lists `unknown` (the id after the classes) first.
+        let unknown_id = classifier.bundle().manifest().classes.len().to_string();
+        let guesses = match expected.is_unknown() {
+            true => {
+                assert_eq!(
+                    written[0][0],
+                    unknown_id.as_str(),
+                    "images[{i}] detection {j}"
+                );
+                &written[1..]
+            }
+            false => &written[..],
+        };
+        assert_eq!(guesses.len(), expected.top.len());
+        for (pair, class) in guesses.iter().zip(&expected.top) {
             assert_eq!(
                 pair[0],
                 class.index.to_string(),
@@ -377,7 +395,10 @@ fn synthetic_scenes_ground_truth_boxes_are_classified_and_read_back_by_python() 
             .zip(truth["detections"].as_array().unwrap())
         {
             assert_eq!(d["bbox"], t["bbox"]);
-            assert_eq!(d["classifications"].as_array().unwrap().len(), 2);
+            // The top 2, after `unknown` (id 13) for a crop the open-world rule rejects.
+            let classifications = d["classifications"].as_array().unwrap();
+            let unknown = classifications[0][0] == "13";
+            assert_eq!(classifications.len(), 2 + usize::from(unknown));
             classified += 1;
         }
     }

@@ -8,6 +8,8 @@
 //! - `detections`: `xrvlm classify --detections` on camera-trap photos and a MegaDetector file,
 //!   its output read back by Rust and by Python's `json` module.
 //! - `engine`: the tract plans and the classifier against hand-computed and pinned outputs.
+//! - `open_world`: the unknown-species rule: the demo bundle on real Reconyx photos (unknown or
+//!   blank, never a bird), a bundle without `[open_world]`, and the rule in classify's outputs.
 //! - `power_cut`: the real `xrvlm run` killed at random moments loses nothing.
 //! - `preprocess_reference`: the table-driven resampler against a plain per-pixel reference.
 
@@ -20,5 +22,6 @@ mod cli;
 mod common;
 mod detections;
 mod engine;
+mod open_world;
 mod power_cut;
 mod preprocess_reference;

@@ -5,8 +5,13 @@
 //! error. Every table rejects unknown keys. After parsing, [`Manifest::validate`] checks what
 //! serde cannot: sizes are positive and agree with each other, the preprocessing is usable,
 //! class labels are unique, and the file list names exactly one prompts file, one fp32 image
-//! model, at most one image model per precision, and `golden/golden.json`. Errors name the
-//! manifest file and the field.
+//! model, at most one image model per precision, and `golden/golden.json`; an `[open_world]`
+//! section has a finite threshold, shares in range and a blank label that is a class. Errors
+//! name the manifest file and the field.
+//!
+//! The optional `[open_world]` section came after format 1 and keeps its version: a bundle
+//! without it still loads (and rejects nothing), and a runtime older than the section refuses
+//! a bundle that has it by name (`unknown field open_world`) rather than ignoring it.
 //!
 //! The types also serialize, so the exporter writes manifests with the same definitions.
 
@@ -16,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::integrity::Sha256Digest;
+use crate::open_world::ScoreKind;
 use crate::preprocess::Preprocess;
 use crate::scoring::CrmDims;
 use crate::taxonomy::Taxonomy;
@@ -50,6 +56,10 @@ pub struct Manifest {
     /// Reference figures measured at export; absent until export has measured them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
+    /// How a frame of a species the model never saw is answered `unknown`; absent in bundles
+    /// made before it existed, which then reject nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_world: Option<OpenWorld>,
     /// Where the model came from.
     pub provenance: Provenance,
 }
@@ -187,6 +197,9 @@ pub enum FileRole {
     Prompts,
     /// `golden/golden.json` or a golden image.
     Golden,
+    /// `open_world.safetensors`: the part prototypes of the `part_prototype` and
+    /// `nearest_prototype` open-world scores.
+    OpenWorld,
 }
 
 /// Arithmetic of a stored image model.
@@ -226,6 +239,28 @@ pub struct Metrics {
     /// Largest |tract fp32 logit − training crate logit| on `golden/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub golden_fp32_max_abs_logit_diff: Option<f64>,
+}
+
+/// `[open_world]`, written by export (or `xrvlm-train calibrate-open-world`) after measuring
+/// the chosen score on known-species images through the runtime at fp32 ([`crate::open_world`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenWorld {
+    /// The score compared (`max_softmax`, `max_logit`, `energy` or `part_prompt`).
+    pub score: ScoreKind,
+    /// A frame whose score is below it is `unknown`, unless its top class is `blank_label`.
+    pub threshold: f64,
+    /// The share of known-species frames the threshold was chosen to keep.
+    pub target_recall: f64,
+    /// The share it keeps of the calibration images (at least `target_recall`).
+    pub recall: f64,
+    /// What it was calibrated on (a name, like `metrics.eval_set`).
+    pub calibration_set: String,
+    /// Known-species images calibrated on.
+    pub calibration_images: u64,
+    /// The no-animal class, never answered `unknown`; a class label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blank_label: Option<String>,
 }
 
 /// `[provenance]`.
@@ -377,6 +412,32 @@ impl Manifest {
             ));
         }
         validate_files(&self.files).map_err(|(f, p)| invalid(&f, p))?;
+        if let Some(open_world) = &self.open_world {
+            validate_open_world(open_world, &self.classes).map_err(|(f, p)| invalid(&f, p))?;
+        }
+        let needs_prototypes = self
+            .open_world
+            .as_ref()
+            .is_some_and(|o| o.score.needs_prototypes());
+        match (needs_prototypes, self.open_world_file().is_some()) {
+            (true, false) => {
+                return Err(invalid(
+                    "files",
+                    "[open_world] score = \"part_prototype\" (or nearest_prototype) needs a file \
+                     of role open_world (the part prototypes)"
+                        .into(),
+                ))
+            }
+            (false, true) => {
+                return Err(invalid(
+                    "files",
+                    "a file of role open_world is listed without [open_world] score = \
+                     \"part_prototype\" or nearest_prototype"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -398,6 +459,12 @@ impl Manifest {
         self.files
             .iter()
             .find(|f| f.role == FileRole::Visual && f.precision == Some(precision))
+    }
+
+    /// The part prototypes file, if the bundle has one (a validated manifest has one exactly
+    /// when `[open_world]` scores by a prototype score).
+    pub fn open_world_file(&self) -> Option<&FileEntry> {
+        self.files.iter().find(|f| f.role == FileRole::OpenWorld)
     }
 
     /// The prompts file (a validated manifest has exactly one).
@@ -465,11 +532,41 @@ fn validate_classes(classes: &[ClassInfo]) -> Result<(), (String, String)> {
     Ok(())
 }
 
+/// A finite threshold, shares in range, a blank label that is a class. Errors are
+/// (field, problem).
+fn validate_open_world(
+    open_world: &OpenWorld,
+    classes: &[ClassInfo],
+) -> Result<(), (String, String)> {
+    let field = |name: &str| format!("open_world.{name}");
+    if !open_world.threshold.is_finite() {
+        return Err((field("threshold"), "must be a finite number".into()));
+    }
+    let target = open_world.target_recall;
+    if !(target > 0.0 && target <= 1.0) {
+        return Err((
+            field("target_recall"),
+            format!("must be in (0, 1], got {target}"),
+        ));
+    }
+    let recall = open_world.recall;
+    if !(0.0..=1.0).contains(&recall) {
+        return Err((field("recall"), format!("must be in [0, 1], got {recall}")));
+    }
+    if let Some(blank) = &open_world.blank_label {
+        if !classes.iter().any(|c| &c.label == blank) {
+            return Err((field("blank_label"), format!("{blank:?} is not a class")));
+        }
+    }
+    Ok(())
+}
+
 /// Paths safe and unique, roles and precisions consistent, the required files present.
 fn validate_files(files: &[FileEntry]) -> Result<(), (String, String)> {
     let mut paths = HashSet::new();
     let mut visual = HashSet::new();
     let mut prompts = 0;
+    let mut open_world = 0;
     for (i, file) in files.iter().enumerate() {
         let field = |name: &str| format!("files[{i}].{name}");
         check_relative_path(&file.path).map_err(|p| (field("path"), p))?;
@@ -494,6 +591,7 @@ fn validate_files(files: &[FileEntry]) -> Result<(), (String, String)> {
                 ))
             }
             (FileRole::Prompts, None) => prompts += 1,
+            (FileRole::OpenWorld, None) => open_world += 1,
             (FileRole::Golden, None) if !file.path.starts_with("golden/") => {
                 return Err((field("path"), "golden files live under golden/".into()))
             }
@@ -502,6 +600,12 @@ fn validate_files(files: &[FileEntry]) -> Result<(), (String, String)> {
     }
     if !visual.contains(&ModelPrecision::Fp32) {
         return Err(("files".into(), "no visual file of precision fp32".into()));
+    }
+    if open_world > 1 {
+        return Err((
+            "files".into(),
+            format!("at most one file of role open_world is allowed, found {open_world}"),
+        ));
     }
     if prompts != 1 {
         return Err((

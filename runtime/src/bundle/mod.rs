@@ -5,7 +5,8 @@
 //! recorded SHA-256; each ONNX image model declares the input `image` f32 (N,3,S,S) and the
 //! output `parts` f32 (N,M,D) of the manifest, with a symbolic batch axis;
 //! `prompts.safetensors` holds every CRM tensor as F32 of the right shape;
-//! `golden/golden.json` has one logit per class and names listed images. The first problem
+//! `golden/golden.json` has one logit per class and names listed images; `open_world.safetensors`
+//! (when `[open_world]` scores by part prototypes) holds (C, M, D) finite prototypes. The first problem
 //! found is the error, and it names the file. A [`Bundle`] value therefore always describes a
 //! verified bundle; it holds the manifest, the CRM weights and the golden entries, but not the
 //! image models, which [`crate::engine`] loads per precision.
@@ -36,6 +37,7 @@ use self::onnx_signature::{
     format_shape, read_signature, Dim, SignatureError, TensorSignature, ELEM_FLOAT,
 };
 use self::prompts::{parse_prompts, PromptsError};
+use crate::open_world::{PartPrototypes, PrototypesError};
 use crate::scoring::{CrmDims, CrmWeights};
 
 /// Name of the image model's input.
@@ -51,6 +53,7 @@ pub struct Bundle {
     dims: CrmDims,
     weights: CrmWeights,
     golden: Vec<GoldenEntry>,
+    prototypes: Option<PartPrototypes>,
 }
 
 /// An image model's bytes, read once and found to match the manifest's size and SHA-256
@@ -144,6 +147,14 @@ pub enum BundleError {
     /// `golden/golden.json` does not fit the manifest.
     #[error(transparent)]
     Golden(#[from] GoldenError),
+    /// `open_world.safetensors` does not hold prototypes of the manifest's parts.
+    #[error("{}: {problem}", file.display())]
+    Prototypes {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        problem: PrototypesError,
+    },
     /// A golden entry names an image the manifest does not list.
     #[error("{}: golden image {image} is not listed in the manifest", file.display())]
     GoldenImageNotListed {
@@ -170,7 +181,9 @@ impl Bundle {
             match entry.role {
                 // Hashed when read to be run (`image_model`), so only the one that runs is.
                 FileRole::Visual => verify_size(dir, entry)?,
-                FileRole::Prompts | FileRole::Golden => verify_file(dir, entry)?,
+                FileRole::Prompts | FileRole::Golden | FileRole::OpenWorld => {
+                    verify_file(dir, entry)?
+                }
             }
         }
         for entry in manifest.files.iter().filter(|f| f.role == FileRole::Visual) {
@@ -178,12 +191,14 @@ impl Bundle {
         }
         let weights = load_weights(dir, &manifest, dims)?;
         let golden = load_golden(dir, &manifest)?;
+        let prototypes = load_prototypes(dir, &manifest, &dims)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,
             dims,
             weights,
             golden,
+            prototypes,
         })
     }
 
@@ -206,6 +221,10 @@ impl Bundle {
     /// The golden entries.
     pub fn golden(&self) -> &[GoldenEntry] {
         &self.golden
+    }
+    /// The part prototypes of the `part_prototype` open-world score, if the bundle has them.
+    pub fn prototypes(&self) -> Option<&PartPrototypes> {
+        self.prototypes.as_ref()
     }
     /// Path of a golden entry's image.
     pub fn golden_image(&self, entry: &GoldenEntry) -> PathBuf {
@@ -390,6 +409,20 @@ fn load_weights(dir: &Path, manifest: &Manifest, dims: CrmDims) -> Result<CrmWei
         dims,
         manifest.head.feature_scale,
     )?)
+}
+
+fn load_prototypes(
+    dir: &Path,
+    manifest: &Manifest,
+    dims: &CrmDims,
+) -> Result<Option<PartPrototypes>, BundleError> {
+    let Some(entry) = manifest.open_world_file() else {
+        return Ok(None);
+    };
+    let (file, bytes) = read_listed(dir, entry)?;
+    PartPrototypes::from_safetensors(&bytes, dims.classes(), dims.parts(), dims.embed())
+        .map(Some)
+        .map_err(|problem| BundleError::Prototypes { file, problem })
 }
 
 fn load_golden(dir: &Path, manifest: &Manifest) -> Result<Vec<GoldenEntry>, BundleError> {

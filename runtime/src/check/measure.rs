@@ -1,5 +1,6 @@
 //! What the check measures: the golden images' logits against the training crate's recorded
-//! fp32 logits, and a labelled set's accuracy, per class and with its worst confusions, and
+//! fp32 logits, and a labelled set's accuracy, per class and with its worst confusions, the
+//! share of its known-species images the open-world rule keeps (not answered `unknown`), and
 //! the latency of one image end to end (decode, preprocessing, image model, scoring).
 
 use std::time::Instant;
@@ -83,10 +84,22 @@ pub struct Accuracy {
     pub per_class: Vec<ClassAccuracy>,
     /// The classes with the lowest top-1, worst first, at most [`WORST_CLASSES`].
     pub worst: Vec<String>,
+    /// The open-world rule on the set's known-species images (all but the blank class's);
+    /// `None` when the bundle has no `[open_world]` or the set no such image.
+    pub known_recall: Option<KnownRecall>,
     /// Images that could not be read: (path, error).
     pub failures: Vec<(String, String)>,
     /// End-to-end latency of one image, milliseconds.
     pub latency_ms: Latency,
+}
+
+/// How many known-species images the open-world rule kept.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KnownRecall {
+    /// Known-species images classified.
+    pub images: usize,
+    /// Fraction not answered `unknown`.
+    pub recall: f64,
 }
 
 /// A latency distribution, milliseconds.
@@ -127,6 +140,8 @@ pub fn accuracy(classifier: &Classifier, set: &[LabelledImage]) -> Result<Accura
     let classes = labels.len();
     let mut confusion = vec![vec![0usize; classes]; classes];
     let (mut top1, mut top5) = (0, 0);
+    let blank = classifier.open_world().map(|rule| rule.blank);
+    let (mut known, mut kept) = (0usize, 0usize);
     let mut latencies = Vec::with_capacity(set.len());
     let mut failures = Vec::new();
     for image in set {
@@ -152,6 +167,10 @@ pub fn accuracy(classifier: &Classifier, set: &[LabelledImage]) -> Result<Accura
         confusion[image.class][predicted] += 1;
         top1 += usize::from(predicted == image.class);
         top5 += usize::from(ranking::in_top_k(&prediction.logits, image.class, 5));
+        if blank.is_some_and(|blank| blank != Some(image.class)) {
+            known += 1;
+            kept += usize::from(!prediction.is_unknown());
+        }
     }
     let images = latencies.len();
     let per_class = per_class(&confusion, &labels);
@@ -167,6 +186,10 @@ pub fn accuracy(classifier: &Classifier, set: &[LabelledImage]) -> Result<Accura
             .map(|c| c.label.clone())
             .collect(),
         per_class,
+        known_recall: (known > 0).then(|| KnownRecall {
+            images: known,
+            recall: kept as f64 / known as f64,
+        }),
         failures,
         latency_ms: Latency::of(latencies),
     })

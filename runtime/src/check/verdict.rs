@@ -9,6 +9,9 @@
 //! - Accuracy on a labelled set: top-1 must not fall more than `max_top1_drop` below the
 //!   manifest's top-1 for the precision (`int8_top1`, else `fp32_top1`), and not below
 //!   `min_top1` when that is given.
+//! - Unknown species (a bundle with `[open_world]`): the share of the set's known-species
+//!   images not answered `unknown` must not fall more than `max_recall_drop` below the
+//!   manifest's `open_world.recall` (measured at export, at fp32).
 
 use serde::Serialize;
 
@@ -22,6 +25,10 @@ pub const FP32_GOLDEN_TOLERANCE: f64 = 1e-4;
 pub const REDUCED_GOLDEN_TOLERANCE: f64 = 0.05;
 /// Default largest top-1 drop (absolute, 0 to 1) from the manifest's figure.
 pub const DEFAULT_MAX_TOP1_DROP: f64 = 0.05;
+/// Default largest drop of the known-species recall (absolute, 0 to 1) from the manifest's
+/// `open_world.recall`: the same allowance as top-1, for a figure of the same kind (a share
+/// of a labelled set, with its sampling noise).
+pub const DEFAULT_MAX_RECALL_DROP: f64 = 0.05;
 
 /// Tolerances; `None` takes the default for the precision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -32,6 +39,8 @@ pub struct Tolerances {
     pub max_top1_drop: Option<f64>,
     /// Least top-1 on the labelled set, whatever the manifest says.
     pub min_top1: Option<f64>,
+    /// Largest known-species recall drop from the manifest's figure (absolute fraction).
+    pub max_recall_drop: Option<f64>,
 }
 
 /// A figure outside its tolerance.
@@ -56,6 +65,10 @@ pub struct Limits {
     pub reference_top1: Option<f64>,
     /// Least labelled-set top-1 accepted (reference − drop, or `min_top1`, the larger).
     pub min_top1: Option<f64>,
+    /// The manifest's known-species recall at its open-world threshold, if it has one.
+    pub reference_recall: Option<f64>,
+    /// Least known-species recall accepted (reference − drop).
+    pub min_recall: Option<f64>,
 }
 
 /// The limits for `precision` under `tolerances`, from the manifest's figures.
@@ -79,10 +92,16 @@ pub fn limits(manifest: &Manifest, precision: Precision, tolerances: &Tolerances
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
+    let reference_recall = manifest.open_world.as_ref().map(|o| o.recall);
+    let recall_drop = tolerances
+        .max_recall_drop
+        .unwrap_or(DEFAULT_MAX_RECALL_DROP);
     Limits {
         max_golden_delta: tolerances.max_golden_delta.unwrap_or(default_golden),
         reference_top1,
         min_top1,
+        reference_recall,
+        min_recall: reference_recall.map(|r| r - recall_drop),
     }
 }
 
@@ -128,13 +147,34 @@ pub fn judge(
             });
         }
     }
+    let recall = labelled.and_then(|a| a.known_recall.as_ref());
+    if let (Some(recall), Some(min_recall)) = (recall, limits.min_recall) {
+        if recall.recall < min_recall {
+            regressions.push(Regression {
+                figure: "labelled.known_recall".into(),
+                measured: recall.recall,
+                limit: min_recall,
+                message: format!(
+                    "{:.2} % of the labelled set's {} known-species images are kept (not \
+                     answered unknown), {:.2} points below the {:.2} % accepted (the manifest's \
+                     figure is {:.2} %): this device rejects known species more often than the \
+                     export measured",
+                    100.0 * recall.recall,
+                    recall.images,
+                    100.0 * (min_recall - recall.recall),
+                    100.0 * min_recall,
+                    100.0 * limits.reference_recall.unwrap_or(min_recall)
+                ),
+            });
+        }
+    }
     regressions
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::measure::Latency;
+    use crate::check::measure::{KnownRecall, Latency};
 
     fn golden(diff: f64) -> GoldenParity {
         GoldenParity {
@@ -151,6 +191,7 @@ mod tests {
             top5: 1.0,
             per_class: Vec::new(),
             worst: Vec::new(),
+            known_recall: None,
             failures: Vec::new(),
             latency_ms: Latency {
                 median: 1.0,
@@ -165,6 +206,8 @@ mod tests {
             max_golden_delta: golden,
             reference_top1: Some(0.8),
             min_top1,
+            reference_recall: None,
+            min_recall: None,
         }
     }
 
@@ -192,5 +235,30 @@ mod tests {
             r[1].message
         );
         assert!(r[1].message.contains("80.00 %"), "{}", r[1].message);
+    }
+
+    #[test]
+    fn a_known_species_recall_below_the_manifests_less_the_drop_is_a_regression() {
+        let with_recall = |recall| Accuracy {
+            known_recall: Some(KnownRecall { images: 96, recall }),
+            ..accuracy(0.9)
+        };
+        let l = Limits {
+            reference_recall: Some(0.96),
+            min_recall: Some(0.91),
+            ..limits(1.0, None)
+        };
+        assert!(judge(&l, &golden(0.0), Some(&with_recall(0.91))).is_empty());
+        let r = judge(&l, &golden(0.0), Some(&with_recall(0.85)));
+        let figures: Vec<&str> = r.iter().map(|r| r.figure.as_str()).collect();
+        assert_eq!(figures, ["labelled.known_recall"]);
+        assert!(
+            r[0].message.contains("6.00 points below"),
+            "{}",
+            r[0].message
+        );
+        assert!(r[0].message.contains("96.00 %"), "{}", r[0].message);
+        // Without a reference (a bundle without [open_world]) there is nothing to judge.
+        assert!(judge(&limits(1.0, None), &golden(0.0), Some(&with_recall(0.1))).is_empty());
     }
 }

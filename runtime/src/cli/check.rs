@@ -2,7 +2,8 @@
 //!
 //! Runs the bundle's golden images (always) and a labelled set (an ImageFolder tree or a JSONL
 //! of `{"file", "label"}`) through the precision the device will use, prints top-1/top-5,
-//! per-class accuracy with the worst classes' confusions, golden parity and latency, compares
+//! per-class accuracy with the worst classes' confusions, the share of known-species images
+//! not answered `unknown` (a bundle with `[open_world]`), golden parity and latency, compares
 //! them with the manifest's reference figures, and writes a JSON report. Exit code 3 when a
 //! figure is outside its tolerance (each is named, with by how much), 1 when the check could not
 //! run, 0 when it passes.
@@ -59,6 +60,10 @@ pub struct CheckArgs {
     /// Least top-1 on the labelled set, as a fraction, whatever the manifest says.
     #[arg(long)]
     pub min_top1: Option<f64>,
+    /// Largest drop of the labelled set's known-species recall (images not answered unknown)
+    /// below the manifest's `open_world.recall`, as a fraction.
+    #[arg(long, default_value_t = xrvlm_runtime::check::verdict::DEFAULT_MAX_RECALL_DROP)]
+    pub max_recall_drop: f64,
 }
 
 /// The JSON report.
@@ -107,6 +112,7 @@ pub fn run(args: CheckArgs) -> Result<Status> {
         max_golden_delta: args.max_golden_delta,
         max_top1_drop: Some(args.max_top1_drop),
         min_top1: args.min_top1,
+        max_recall_drop: Some(args.max_recall_drop),
     };
     let limits = limits(&manifest, args.precision, &tolerances);
     let regressions = judge(&limits, &golden, labelled.as_ref());
@@ -134,6 +140,11 @@ pub fn run(args: CheckArgs) -> Result<Status> {
     } else {
         Status::Regression
     })
+}
+
+/// `12.34 %`, or `-` when there is no figure.
+fn percent(fraction: Option<f64>) -> String {
+    fraction.map_or("-".into(), |f| format!("{:.2} %", 100.0 * f))
 }
 
 /// The human-readable summary.
@@ -203,6 +214,17 @@ fn summary(r: &Report) -> String {
                     );
                 }
             }
+        }
+        if let Some(k) = &a.known_recall {
+            say!(
+                &mut out,
+                "unknown species: {:.2} % of {} known-species images kept (not answered unknown); \
+                 the manifest's figure {}, accepted from {}",
+                100.0 * k.recall,
+                k.images,
+                percent(r.limits.reference_recall),
+                percent(r.limits.min_recall)
+            );
         }
         for (path, error) in &a.failures {
             say!(&mut out, "  unreadable: {path}: {error}");

@@ -216,6 +216,7 @@ pub fn run_info(classifier: &Classifier, top_k: usize) -> RunInfo {
         labels: manifest.labels().map(str::to_string).collect(),
         descriptions: manifest.classes.iter().map(describe).collect(),
         top_k: top_k.min(manifest.classes.len()),
+        open_world: classifier.open_world().cloned(),
     }
 }
 

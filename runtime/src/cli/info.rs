@@ -78,6 +78,7 @@ fn summary(bundle: &Bundle) -> String {
         );
     }
     write_metrics(&mut out, m);
+    write_open_world(&mut out, m);
     let pr = &m.provenance;
     let _ = writeln!(
         out,
@@ -95,6 +96,31 @@ fn summary(bundle: &Bundle) -> String {
         "verified    every file matches its size and SHA-256; model, prompt and golden shapes agree"
     );
     out
+}
+
+fn write_open_world(out: &mut String, m: &Manifest) {
+    let Some(o) = &m.open_world else {
+        let _ = writeln!(
+            out,
+            "open world  none: no frame is answered unknown for its species"
+        );
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "open world  {} below {} is unknown{}; keeps {:.4} of {} known-species images of {} \
+         (target {})",
+        o.score,
+        o.threshold,
+        o.blank_label
+            .as_deref()
+            .map(|b| format!(" (never when the top class is {b})"))
+            .unwrap_or_default(),
+        o.recall,
+        o.calibration_images,
+        o.calibration_set,
+        o.target_recall
+    );
 }
 
 fn write_metrics(out: &mut String, m: &Manifest) {

@@ -1,11 +1,15 @@
 //! From predictions to what the camera saw: the per-frame decision (species, blank or
 //! unknown, by thresholds) and the grouping of animal frames into events.
 //!
-//! **Per frame** ([`Decider::decide`]): the best class is reported as a species when its
+//! **Per frame** ([`Decider::decide`]): a frame the bundle's open-world rule rejects (a species
+//! the model does not know, [`crate::open_world`]) is unknown, with the best class as a guess,
+//! whatever the thresholds say; the rule never rejects a frame whose best class is blank, so a
+//! frame of no animal stays blank. Otherwise the best class is reported as a species when its
 //! probability reaches its threshold (`[decision.thresholds]` for that label, else the global
 //! `threshold`). When the best class is the blank label and reaches its threshold, the frame
 //! is blank. Otherwise the frame is unknown, with the best class as a guess; with
-//! `unknown_below_threshold = false` such frames count as blank instead.
+//! `unknown_below_threshold = false` such frames count as blank instead (that setting is about
+//! uncertain frames; a rejected one is an animal and stays unknown).
 //!
 //! **Events** ([`EventGrouper`]): a species or unknown frame opens an event, or extends the open
 //! one when it was captured at most `event_gap` after the event's last animal frame. Blank frames
@@ -22,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::config::DecisionConfig;
-use crate::classifier::ClassScore;
+use crate::classifier::Prediction;
 
 /// What one frame shows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,16 +82,23 @@ impl Decider {
             .unwrap_or(self.config.threshold)
     }
 
-    /// The outcome of a frame from its top-k classes, best first.
-    pub fn decide(&self, top: &[ClassScore]) -> Outcome {
-        let Some(best) = top.first() else {
+    /// The outcome of a frame from its prediction (top-k classes, best first, and the
+    /// open-world verdict).
+    pub fn decide(&self, prediction: &Prediction) -> Outcome {
+        let Some(best) = prediction.top.first() else {
             return Outcome::Unknown {
                 best_guess: String::new(),
                 probability: 0.0,
             };
         };
-        let clears = f64::from(best.probability) >= self.threshold_for(&best.label);
         let is_blank = best.label == self.config.blank_label;
+        if prediction.is_unknown() && !is_blank {
+            return Outcome::Unknown {
+                best_guess: best.label.clone(),
+                probability: best.probability,
+            };
+        }
+        let clears = f64::from(best.probability) >= self.threshold_for(&best.label);
         match (clears, is_blank) {
             (true, true) => Outcome::Blank {
                 probability: best.probability,

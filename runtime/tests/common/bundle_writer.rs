@@ -250,6 +250,7 @@ fn manifest(dir: &Path, spec: &Spec, preprocess: &Preprocess) -> Manifest {
             .collect(),
         files,
         metrics: None,
+        open_world: None,
         provenance: Provenance {
             trainer: "tests".into(),
             checkpoint_sha256: "0".repeat(64).parse().unwrap(),

@@ -16,6 +16,8 @@
 //!   baseline.
 //! - [`device`]: CPU / CUDA selection and precision.
 //! - [`export`]: the image model as ONNX graphs (`visual.onnx`, `visual.int8.onnx`).
+//! - [`open_world`]: the unknown-species threshold of a bundle, calibrated through the runtime
+//!   (the export's step, and `calibrate-open-world` for an existing bundle).
 //! - [`ablate`]: the §9 ablation (every head, same backbone, shots and seeds) as one table.
 //! - [`cli`]: the `xrvlm-train` subcommands.
 
@@ -26,6 +28,7 @@ pub mod data;
 pub mod device;
 pub mod export;
 pub mod model;
+pub mod open_world;
 pub mod pretrain;
 pub mod synth;
 pub mod train;

@@ -195,3 +195,106 @@ fn a_bad_digest_is_a_syntax_error_naming_the_key() {
     let err = error_of(&example().replacen(SHA, "abc", 1));
     assert!(err.contains("sha256"), "{err}");
 }
+
+const OPEN_WORLD: &str = r#"
+[open_world]
+score = "energy"
+threshold = 4.25
+target_recall = 0.95
+recall = 0.9523
+calibration_set = "demo-fresh"
+calibration_images = 480
+blank_label = "crested_tit"
+"#;
+
+/// The example with an `[open_world]` section before `[provenance]`.
+fn with_open_world(section: &str) -> String {
+    example().replace("\n[provenance]", &format!("{section}\n[provenance]"))
+}
+
+#[test]
+fn an_open_world_section_round_trips_and_an_older_manifest_has_none() {
+    let m = parse(&with_open_world(OPEN_WORLD)).unwrap();
+    let ow = m.open_world.as_ref().unwrap();
+    assert_eq!(ow.score, ScoreKind::Energy);
+    assert_eq!((ow.threshold, ow.target_recall), (4.25, 0.95));
+    assert_eq!(ow.blank_label.as_deref(), Some("crested_tit"));
+    let text = m.to_toml().unwrap();
+    assert!(text.contains("[open_world]"), "{text}");
+    assert_eq!(parse(&text).unwrap(), m);
+    // A manifest from before the section: it loads, with no rejection rule.
+    let older = parse(&example()).unwrap();
+    assert_eq!(older.open_world, None);
+    assert!(!older.to_toml().unwrap().contains("open_world"));
+}
+
+#[test]
+fn a_bad_open_world_section_is_refused_by_field() {
+    let cases = [
+        (
+            "threshold = 4.25",
+            "threshold = nan",
+            "open_world.threshold",
+        ),
+        (
+            "target_recall = 0.95",
+            "target_recall = 0.0",
+            "open_world.target_recall",
+        ),
+        ("recall = 0.9523", "recall = 1.5", "open_world.recall"),
+        (
+            "blank_label = \"crested_tit\"",
+            "blank_label = \"empty\"",
+            "open_world.blank_label",
+        ),
+        ("score = \"energy\"", "score = \"msp\"", "msp"),
+        ("recall = 0.9523", "recall = 0.9523\nrecal = 1", "recal"),
+    ];
+    for (from, to, field) in cases {
+        let text = with_open_world(&OPEN_WORLD.replacen(from, to, 1));
+        assert_ne!(
+            text,
+            with_open_world(OPEN_WORLD),
+            "{from} not in the section"
+        );
+        let err = error_of(&text);
+        assert!(err.contains(field), "{from} -> {to}: {err}");
+    }
+}
+
+/// A `[[files]]` entry of role open_world at `path`.
+fn prototypes_file(path: &str) -> String {
+    format!(
+        "\n[[files]]\npath = \"{path}\"\nrole = \"open_world\"\nsha256 = \"{SHA}\"\nbytes = 9\n"
+    )
+}
+
+#[test]
+fn a_prototype_score_and_the_prototypes_file_come_together() {
+    let with_file = |text: String, path: &str| {
+        text.replace(
+            "\n[metrics]",
+            &format!("{}\n[metrics]", prototypes_file(path)),
+        )
+    };
+    let section = OPEN_WORLD.replace("\"energy\"", "\"part_prototype\"");
+    let err = error_of(&with_open_world(&section));
+    assert!(err.contains("needs a file of role open_world"), "{err}");
+    let m = parse(&with_file(
+        with_open_world(&section),
+        "open_world.safetensors",
+    ))
+    .unwrap();
+    assert_eq!(m.open_world_file().unwrap().path, "open_world.safetensors");
+    let nearest = OPEN_WORLD.replace("\"energy\"", "\"nearest_prototype\"");
+    assert!(parse(&with_file(with_open_world(&nearest), "p.safetensors")).is_ok());
+    let err = error_of(&with_file(with_open_world(OPEN_WORLD), "p.safetensors"));
+    assert!(err.contains("listed without"), "{err}");
+    let err = error_of(&with_file(example(), "p.safetensors"));
+    assert!(err.contains("listed without"), "{err}");
+    let two = with_file(
+        with_file(with_open_world(&section), "a.safetensors"),
+        "b.safetensors",
+    );
+    assert!(error_of(&two).contains("at most one file of role open_world"));
+}

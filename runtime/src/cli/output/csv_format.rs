@@ -2,7 +2,9 @@
 //!
 //! `file,status,label_1,probability_1,…,label_k,probability_k,error`, where `status` is `ok`
 //! or `failed`; a failed row has empty label and probability cells and the error last. The
-//! logits are in the JSONL output only.
+//! logits are in the JSONL output only. With a bundle that has `[open_world]`, two columns come
+//! before `error`: `unknown` (`true` for a species the model does not know; the labels stay as
+//! its guesses) and `open_world_score` (see the JSONL output).
 //!
 //! With `--detections`, one row per detection (classified, or not with its error) and one per
 //! image that failed (empty detection cells): `file,detection,bbox_x,bbox_y,bbox_width,
@@ -33,10 +35,15 @@ const DETECTION_COLUMNS: [&str; 6] = [
 pub struct CsvSink {
     out: csv::Writer<Box<dyn Write>>,
     top_k: usize,
+    open_world: bool,
 }
 
-/// The header for `top_k` classes per row of `layout`.
-pub fn header(top_k: usize, layout: &Layout) -> Vec<String> {
+/// The columns of the open-world verdict, with a bundle that has one.
+const OPEN_WORLD_COLUMNS: [&str; 2] = ["unknown", "open_world_score"];
+
+/// The header for `info.top_k` classes per row of `layout`.
+pub fn header(info: &RunInfo, layout: &Layout) -> Vec<String> {
+    let top_k = info.top_k;
     let mut columns = vec!["file".to_string()];
     if let Layout::Detections { .. } = layout {
         columns.extend(DETECTION_COLUMNS.map(str::to_string));
@@ -45,6 +52,9 @@ pub fn header(top_k: usize, layout: &Layout) -> Vec<String> {
     for i in 1..=top_k {
         columns.push(format!("label_{i}"));
         columns.push(format!("probability_{i}"));
+    }
+    if info.open_world.is_some() {
+        columns.extend(OPEN_WORLD_COLUMNS.map(str::to_string));
     }
     columns.push("error".to_string());
     columns
@@ -59,7 +69,7 @@ impl CsvSink {
         info: &RunInfo,
         layout: &Layout,
     ) -> Result<(Self, HashSet<String>)> {
-        let expected = header(info.top_k, layout);
+        let expected = header(info, layout);
         let (done, has_header) = match (path, resume) {
             (Some(path), true) => recorded_files(path, &expected)?,
             _ => (HashSet::new(), false),
@@ -75,6 +85,7 @@ impl CsvSink {
             Self {
                 out,
                 top_k: info.top_k,
+                open_world: info.open_world.is_some(),
             },
             done,
         ))
@@ -114,9 +125,10 @@ impl CsvSink {
         self.out.flush().context("cannot write the output")
     }
 
-    /// `status`, the label and probability cells, and `error`.
+    /// `status`, the label and probability cells, the open-world cells, and `error`.
     fn outcome_cells(&self, outcome: Result<&Prediction, &str>) -> Vec<String> {
-        let mut cells = Vec::with_capacity(2 * self.top_k + 2);
+        let mut cells = Vec::with_capacity(2 * self.top_k + 4);
+        let open_world_cells = usize::from(self.open_world) * OPEN_WORLD_COLUMNS.len();
         match outcome {
             Ok(p) => {
                 cells.push("ok".into());
@@ -126,11 +138,20 @@ impl CsvSink {
                         None => cells.extend([String::new(), String::new()]),
                     }
                 }
+                if self.open_world {
+                    match p.open_world {
+                        Some(v) => cells.extend([v.unknown.to_string(), v.score.to_string()]),
+                        None => cells.extend([String::new(), String::new()]),
+                    }
+                }
                 cells.push(String::new());
             }
             Err(error) => {
                 cells.push("failed".into());
-                cells.extend(std::iter::repeat_n(String::new(), 2 * self.top_k));
+                cells.extend(std::iter::repeat_n(
+                    String::new(),
+                    2 * self.top_k + open_world_cells,
+                ));
                 cells.push(error.to_string());
             }
         }

@@ -5,6 +5,15 @@
 //! {"file":"b.jpg","error":"b.jpg is truncated or corrupt (Jpeg data): …"}
 //! ```
 //!
+//! With a bundle that has `[open_world]`, a classified record also has `unknown` (true: a
+//! species the model does not know, whatever `top` says; `top` is kept as the guesses) and
+//! `open_world_score` (the frame's score of the manifest's `open_world.score`; below
+//! `open_world.threshold` it is unknown unless its top class is blank):
+//!
+//! ```json
+//! {"file":"c.jpg","top":[…],"logits":[…],"unknown":true,"open_world_score":3.07}
+//! ```
+//!
 //! With `--detections`, one object per classified detection (`detection` is its index in the
 //! image's `detections`, `bbox` and `conf` as the detection file has them), one per detection
 //! that could not be classified (with `error`), and one per image that failed:
@@ -68,15 +77,22 @@ impl JsonlSink {
 /// The JSON object of one record.
 pub fn to_json(record: &Record) -> Value {
     match &record.outcome {
-        Ok(p) => json!({
-            "file": record.file,
-            "top": p.top.iter().map(|c| json!({
-                "label": c.label,
-                "index": c.index,
-                "probability": c.probability,
-            })).collect::<Vec<_>>(),
-            "logits": p.logits,
-        }),
+        Ok(p) => {
+            let mut row = json!({
+                "file": record.file,
+                "top": p.top.iter().map(|c| json!({
+                    "label": c.label,
+                    "index": c.index,
+                    "probability": c.probability,
+                })).collect::<Vec<_>>(),
+                "logits": p.logits,
+            });
+            if let Some(verdict) = p.open_world {
+                row["unknown"] = json!(verdict.unknown);
+                row["open_world_score"] = json!(verdict.score);
+            }
+            row
+        }
         Err(error) => json!({ "file": record.file, "error": error }),
     }
 }

@@ -19,6 +19,12 @@
 //!   and dropping them would lose them. (The format's validator would rather see
 //!   `"detections": null` next to a `failure`; keeping the boxes is the choice made here.)
 //!
+//! With a bundle that has `[open_world]`, `classification_categories` gets one more id after
+//! the classes, `unknown` (a species this model does not know), and a prediction the rule
+//! rejects lists it first, with the top class's probability (as the field log's unknown
+//! frames carry it), before its top-k pairs, which stay as the guesses; `classifier_metadata`
+//! names the score and threshold. Without it the categories are the classes alone.
+//!
 //! Keys are written in sorted order (serde_json's maps): a document's meaning does not depend on
 //! its key order.
 
@@ -40,6 +46,10 @@ pub const SAVE_EVERY: usize = 200;
 pub const FORMAT_VERSION: &str = "1.4";
 /// The detection category of a whole-frame detection.
 const WHOLE_FRAME_CATEGORY: &str = "1";
+/// The classification category of a species the model does not know.
+pub const UNKNOWN_CATEGORY: &str = "unknown";
+/// Its description.
+const UNKNOWN_DESCRIPTION: &str = "unknown species (not one of this model's classes)";
 
 /// An open MegaDetector output; the document is kept in memory and saved atomically.
 pub struct MegadetectorSink {
@@ -72,7 +82,7 @@ impl MegadetectorSink {
         let sink = Self {
             path: path.to_path_buf(),
             info: info.clone(),
-            template: template(layout, info.top_k),
+            template: template(layout, info),
             images,
             unsaved: 0,
         };
@@ -82,12 +92,14 @@ impl MegadetectorSink {
 
     /// Adds one image classified whole; saves every [`SAVE_EVERY`] records.
     pub fn write(&mut self, record: &Record) -> Result<()> {
-        self.push(image_entry(record))
+        let entry = image_entry(record, unknown_id(&self.info).as_deref());
+        self.push(entry)
     }
 
     /// Adds one image of a detection file; saves every [`SAVE_EVERY`] records.
     pub fn write_detections(&mut self, record: &DetectionRecord) -> Result<()> {
-        self.push(detection_entry(record))
+        let entry = detection_entry(record, unknown_id(&self.info).as_deref());
+        self.push(entry)
     }
 
     fn push(&mut self, entry: Value) -> Result<()> {
@@ -119,8 +131,9 @@ impl MegadetectorSink {
 /// What a document has around its images and classification categories: for whole frames,
 /// the one detection category; for a detection file, all of its own keys. Either way `info`
 /// gets this run's `classifier_metadata` (replacing an earlier classifier's).
-fn template(layout: Layout, top_k: usize) -> Map<String, Value> {
-    let (mut document, metadata) = match layout {
+fn template(layout: Layout, run: &RunInfo) -> Map<String, Value> {
+    let top_k = run.top_k;
+    let (mut document, mut metadata) = match layout {
         Layout::Frames => {
             let document = json!({
                 "info": { "format_version": FORMAT_VERSION },
@@ -147,6 +160,13 @@ fn template(layout: Layout, top_k: usize) -> Map<String, Value> {
             (document, metadata)
         }
     };
+    if let (Some(rule), Some(id)) = (&run.open_world, unknown_id(run)) {
+        metadata["open_world"] = json!({
+            "score": rule.kind.name(),
+            "threshold": rule.threshold,
+            "unknown_category": id,
+        });
+    }
     let mut info = document.remove("info").map(into_object).unwrap_or_default();
     info.insert(
         "format_version".into(),
@@ -191,29 +211,58 @@ fn document(template: &Map<String, Value>, info: &RunInfo, images: &[Value]) -> 
         run.insert("classifier".into(), json!(info.classifier));
         run.insert("classification_completion_time".into(), json!(utc_now()));
     }
-    document.insert("classification_categories".into(), ids(&info.labels));
+    let (labels, descriptions) = categories(info);
+    document.insert("classification_categories".into(), ids(&labels));
     document.insert(
         "classification_category_descriptions".into(),
-        ids(&info.descriptions),
+        ids(&descriptions),
     );
     document.insert("images".into(), Value::Array(images.to_vec()));
     Value::Object(document)
 }
 
-/// A prediction's `classifications`: `[class id, probability]` pairs, best first.
-fn classifications(prediction: &Prediction) -> Value {
-    prediction
-        .top
-        .iter()
-        .map(|c| json!([c.index.to_string(), c.probability]))
+/// The classification categories' names and descriptions, in id order: the classes, then
+/// [`UNKNOWN_CATEGORY`] when the bundle has an open-world rule.
+fn categories(info: &RunInfo) -> (Vec<String>, Vec<String>) {
+    let mut labels = info.labels.clone();
+    let mut descriptions = info.descriptions.clone();
+    if info.open_world.is_some() {
+        labels.push(UNKNOWN_CATEGORY.into());
+        descriptions.push(UNKNOWN_DESCRIPTION.into());
+    }
+    (labels, descriptions)
+}
+
+/// The id of [`UNKNOWN_CATEGORY`] (the one after the classes), with an open-world rule.
+fn unknown_id(info: &RunInfo) -> Option<String> {
+    info.open_world
+        .as_ref()
+        .map(|_| info.labels.len().to_string())
+}
+
+/// A prediction's `classifications`: `[class id, probability]` pairs, best first; a frame the
+/// open-world rule rejects starts with `[unknown, top-1 probability]`.
+fn classifications(prediction: &Prediction, unknown: Option<&str>) -> Value {
+    let rejected = match (unknown, prediction.top.first()) {
+        (Some(id), Some(best)) if prediction.is_unknown() => Some(json!([id, best.probability])),
+        _ => None,
+    };
+    rejected
+        .into_iter()
+        .chain(
+            prediction
+                .top
+                .iter()
+                .map(|c| json!([c.index.to_string(), c.probability])),
+        )
         .collect()
 }
 
 /// One entry of `images` for an image classified whole.
-fn image_entry(record: &Record) -> Value {
+fn image_entry(record: &Record, unknown: Option<&str>) -> Value {
     match &record.outcome {
         Ok(p) => {
-            let classifications = classifications(p);
+            let classifications = classifications(p, unknown);
             json!({
                 "file": record.file,
                 "detections": [{
@@ -233,12 +282,15 @@ fn image_entry(record: &Record) -> Value {
 /// on the detections classified; where the image could not be classified, `failure` and
 /// `"detections": null`, as the format prescribes (MegaDetector's `validate_batch_results`
 /// rejects a failed image with detections; the detection file still has them).
-fn detection_entry(record: &DetectionRecord) -> Value {
+fn detection_entry(record: &DetectionRecord, unknown: Option<&str>) -> Value {
     let mut entry = record.entry.clone();
     if let Some(Value::Array(detections)) = entry.get_mut("detections") {
         for c in &record.classified {
             if let Some(Value::Object(detection)) = detections.get_mut(c.index) {
-                detection.insert("classifications".into(), classifications(&c.prediction));
+                detection.insert(
+                    "classifications".into(),
+                    classifications(&c.prediction, unknown),
+                );
             }
         }
     }
@@ -268,7 +320,7 @@ fn existing_images(path: &Path, info: &RunInfo) -> Result<Vec<Value>> {
                 })
                 .collect()
         });
-    if written.as_ref() != Some(&info.labels) {
+    if written.as_ref() != Some(&categories(info).0) {
         bail!(
             "{}: its classification_categories differ from this bundle's classes; cannot resume it",
             path.display()
@@ -288,6 +340,8 @@ fn utc_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xrvlm_runtime::classifier::ClassScore;
+    use xrvlm_runtime::open_world::{OpenWorldRule, OpenWorldVerdict, ScoreKind};
 
     #[test]
     fn a_detection_files_version_is_kept_when_at_least_1_4() {
@@ -298,6 +352,68 @@ mod tests {
         assert_eq!(version(json!(1.5)), "1.4");
         assert_eq!(version(json!("new")), "1.4");
         assert_eq!(format_version(None), "1.4");
+    }
+
+    fn run_info(open_world: bool) -> RunInfo {
+        RunInfo {
+            classifier: "xrvlm demo 1".into(),
+            labels: vec!["blank".into(), "finch".into(), "wren".into()],
+            descriptions: vec!["blank".into(), "finch".into(), "wren".into()],
+            top_k: 2,
+            open_world: open_world.then_some(OpenWorldRule {
+                kind: ScoreKind::Energy,
+                threshold: 2.5,
+                blank: Some(0),
+            }),
+        }
+    }
+
+    fn prediction(unknown: Option<bool>) -> Prediction {
+        let score = |index: usize, label: &str, probability: f32| ClassScore {
+            index,
+            label: label.into(),
+            probability,
+        };
+        Prediction {
+            top: vec![score(2, "wren", 0.8), score(1, "finch", 0.15)],
+            logits: vec![0.0, 1.0, 2.0],
+            open_world: unknown.map(|unknown| OpenWorldVerdict {
+                score: 1.0,
+                unknown,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_rejected_prediction_lists_unknown_first_and_keeps_its_guesses() {
+        let info = run_info(true);
+        let id = unknown_id(&info).unwrap();
+        assert_eq!(id, "3");
+        let (labels, descriptions) = categories(&info);
+        assert_eq!(labels, ["blank", "finch", "wren", "unknown"]);
+        assert_eq!(descriptions[3], UNKNOWN_DESCRIPTION);
+        let (wren, finch) = (f64::from(0.8f32), f64::from(0.15f32));
+        let rejected = classifications(&prediction(Some(true)), Some(&id));
+        assert_eq!(rejected, json!([["3", wren], ["2", wren], ["1", finch]]));
+        let kept = classifications(&prediction(Some(false)), Some(&id));
+        assert_eq!(kept, json!([["2", wren], ["1", finch]]));
+        let metadata = &template(Layout::Frames, &info)["info"]["classifier_metadata"];
+        assert_eq!(metadata["open_world"]["score"], "energy");
+        assert_eq!(metadata["open_world"]["unknown_category"], "3");
+    }
+
+    #[test]
+    fn without_an_open_world_rule_the_categories_are_the_classes() {
+        let info = run_info(false);
+        assert_eq!(unknown_id(&info), None);
+        assert_eq!(categories(&info).0, ["blank", "finch", "wren"]);
+        let metadata = &template(Layout::Frames, &info)["info"]["classifier_metadata"];
+        assert_eq!(metadata.get("open_world"), None);
+        let (wren, finch) = (f64::from(0.8f32), f64::from(0.15f32));
+        assert_eq!(
+            classifications(&prediction(None), None),
+            json!([["2", wren], ["1", finch]])
+        );
     }
 
     #[test]
@@ -314,7 +430,14 @@ mod tests {
             document,
             min_detection_conf: 0.3,
         };
-        let info = template(layout, 5).remove("info").unwrap();
+        let run = RunInfo {
+            classifier: "xrvlm demo 1".into(),
+            labels: vec!["a".into()],
+            descriptions: vec!["a".into()],
+            top_k: 5,
+            open_world: None,
+        };
+        let info = template(layout, &run).remove("info").unwrap();
         assert_eq!(info["format_version"], "1.5");
         assert_eq!(info["detector"], "MDV5A");
         let metadata = &info["classifier_metadata"];

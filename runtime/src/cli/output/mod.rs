@@ -28,15 +28,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 use xrvlm_runtime::classifier::Prediction;
+use xrvlm_runtime::open_world::OpenWorldRule;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// One JSON object per line (per file, or per detection with --detections): `file`
-    /// (`detection`, `bbox`, `conf`), then `top` and `logits`, or `error`.
+    /// (`detection`, `bbox`, `conf`), then `top` and `logits` (and `unknown` and
+    /// `open_world_score` with a bundle that has `[open_world]`), or `error`.
     Jsonl,
     /// A header, then one row per file (per detection with --detections): file, (detection,
-    /// bbox_x, bbox_y, bbox_width, bbox_height, conf,) status, label_i / probability_i, error.
+    /// bbox_x, bbox_y, bbox_width, bbox_height, conf,) status, label_i / probability_i,
+    /// (unknown, open_world_score,) error.
     Csv,
     /// MegaDetector batch output (format 1.4 or the detection file's): `info`,
     /// `detection_categories`, `classification_categories`, `images`.
@@ -118,6 +121,8 @@ pub struct RunInfo {
     pub descriptions: Vec<String>,
     /// Classes per record.
     pub top_k: usize,
+    /// The bundle's open-world rule: with one, every prediction says whether it is `unknown`.
+    pub open_world: Option<OpenWorldRule>,
 }
 
 /// An open output.

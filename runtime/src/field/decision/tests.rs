@@ -1,8 +1,31 @@
-//! Thresholds, per-class overrides, blank and unknown; events opening, extending and closing.
+//! Thresholds, per-class overrides, blank and unknown, the open-world verdict; events opening,
+//! extending and closing.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
+use crate::classifier::ClassScore;
+use crate::open_world::OpenWorldVerdict;
+
+/// A prediction of `top` from a bundle without an open-world rule.
+fn prediction(top: &[ClassScore]) -> Prediction {
+    Prediction {
+        top: top.to_vec(),
+        logits: Vec::new(),
+        open_world: None,
+    }
+}
+
+/// A prediction of `top` that the open-world rule does (`unknown`) or does not reject.
+fn judged(top: &[ClassScore], unknown: bool) -> Prediction {
+    Prediction {
+        open_world: Some(OpenWorldVerdict {
+            score: 1.0,
+            unknown,
+        }),
+        ..prediction(top)
+    }
+}
 
 fn score(label: &str, probability: f32) -> ClassScore {
     ClassScore {
@@ -36,14 +59,14 @@ fn unknown(label: &str, probability: f32) -> Outcome {
 fn best_class_at_or_above_the_global_threshold_is_the_species() {
     let d = decider(|c| c.threshold = 0.6);
     let top = [score("bartail_finch", 0.6), score("blank", 0.3)];
-    assert_eq!(d.decide(&top), species("bartail_finch", 0.6));
+    assert_eq!(d.decide(&prediction(&top)), species("bartail_finch", 0.6));
 }
 
 #[test]
 fn best_class_below_the_threshold_is_unknown_with_the_guess() {
     let d = decider(|c| c.threshold = 0.6);
     let top = [score("bartail_finch", 0.59), score("blank", 0.3)];
-    assert_eq!(d.decide(&top), unknown("bartail_finch", 0.59));
+    assert_eq!(d.decide(&prediction(&top)), unknown("bartail_finch", 0.59));
 }
 
 #[test]
@@ -56,11 +79,11 @@ fn per_class_threshold_overrides_the_global_one_both_ways() {
     assert_eq!(d.threshold_for("greybill_chat"), 0.9);
     assert_eq!(d.threshold_for("bartail_finch"), 0.5);
     assert_eq!(
-        d.decide(&[score("greybill_chat", 0.8)]),
+        d.decide(&prediction(&[score("greybill_chat", 0.8)])),
         unknown("greybill_chat", 0.8)
     );
     assert_eq!(
-        d.decide(&[score("twobar_shrike", 0.35)]),
+        d.decide(&prediction(&[score("twobar_shrike", 0.35)])),
         species("twobar_shrike", 0.35)
     );
 }
@@ -72,24 +95,57 @@ fn blank_label_above_its_threshold_is_blank() {
         c.thresholds.insert("empty".into(), 0.7);
     });
     assert_eq!(
-        d.decide(&[score("empty", 0.75)]),
+        d.decide(&prediction(&[score("empty", 0.75)])),
         Outcome::Blank { probability: 0.75 }
     );
-    assert_eq!(d.decide(&[score("empty", 0.65)]), unknown("empty", 0.65));
+    assert_eq!(
+        d.decide(&prediction(&[score("empty", 0.65)])),
+        unknown("empty", 0.65)
+    );
 }
 
 #[test]
 fn without_unknowns_uncertain_frames_count_as_blank() {
     let d = decider(|c| c.unknown_below_threshold = false);
     assert_eq!(
-        d.decide(&[score("bartail_finch", 0.4)]),
+        d.decide(&prediction(&[score("bartail_finch", 0.4)])),
         Outcome::Blank { probability: 0.4 }
     );
 }
 
 #[test]
 fn empty_prediction_is_unknown_without_a_guess() {
-    assert_eq!(decider(|_| {}).decide(&[]), unknown("", 0.0));
+    assert_eq!(decider(|_| {}).decide(&prediction(&[])), unknown("", 0.0));
+}
+
+#[test]
+fn a_frame_the_open_world_rule_rejects_is_unknown_whatever_the_thresholds() {
+    let d = decider(|c| {
+        c.threshold = 0.5;
+        c.unknown_below_threshold = false;
+    });
+    let top = [score("bartail_finch", 0.97), score("blank", 0.01)];
+    assert_eq!(
+        d.decide(&judged(&top, true)),
+        unknown("bartail_finch", 0.97)
+    );
+    assert_eq!(
+        d.decide(&judged(&top, false)),
+        species("bartail_finch", 0.97)
+    );
+    assert_eq!(d.decide(&prediction(&top)), species("bartail_finch", 0.97));
+}
+
+#[test]
+fn a_frame_whose_best_class_is_blank_stays_blank_even_if_rejected() {
+    // The runtime's rule never rejects such a frame; a profile naming another blank label
+    // than the bundle's still gets blank for its own.
+    let d = decider(|c| c.blank_label = "empty".into());
+    let top = [score("empty", 0.9), score("bartail_finch", 0.05)];
+    assert_eq!(
+        d.decide(&judged(&top, true)),
+        Outcome::Blank { probability: 0.9 }
+    );
 }
 
 fn at(seconds: u64) -> SystemTime {

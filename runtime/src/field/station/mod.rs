@@ -335,7 +335,7 @@ impl<W: FrameWriter> Station<W> {
         };
         let latency = self.clock.monotonic() - started;
         self.counters.inference(latency);
-        let outcome = self.decider.decide(&prediction.top);
+        let outcome = self.decider.decide(&prediction);
         let captured = UNIX_EPOCH + Duration::from_secs(capture_secs.max(0) as u64);
         // An event this frame is too late for is logged before the frame.
         if let Some(event) = self.events.close_if_idle(captured) {

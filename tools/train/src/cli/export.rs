@@ -9,6 +9,8 @@ use clap::Args;
 use crate::export::bundle::{export_bundle, BundleOptions};
 use crate::export::calibrate::ActivationRange;
 use crate::export::Int8Options;
+use crate::open_world::{self, parse_recall, OpenWorldOptions};
+use xrvlm_runtime::open_world::ScoreKind;
 
 /// Arguments of `export`.
 #[derive(Debug, Args)]
@@ -60,6 +62,14 @@ pub struct ExportArgs {
     /// Replace an existing bundle at --out.
     #[arg(long)]
     pub overwrite: bool,
+    /// The score that tells a species the model never saw: max_softmax, max_logit, energy,
+    /// part_prompt or part_prototype.
+    #[arg(long, default_value_t = open_world::DEFAULT_SCORE)]
+    pub open_world_score: ScoreKind,
+    /// The share of the evaluation set's known-species images the open-world threshold keeps
+    /// (the rest would be answered unknown), in (0, 1].
+    #[arg(long, default_value_t = open_world::DEFAULT_TARGET_RECALL, value_parser = parse_recall)]
+    pub open_world_recall: f64,
 }
 
 /// Runs `export`.
@@ -88,6 +98,11 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         golden: args.golden,
         threads: args.threads,
         overwrite: args.overwrite,
+        open_world: OpenWorldOptions {
+            score: args.open_world_score,
+            target_recall: args.open_world_recall,
+            ..OpenWorldOptions::default()
+        },
     };
     let report =
         export_bundle(&opts).with_context(|| format!("exporting {}", opts.checkpoint.display()))?;
@@ -112,6 +127,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         m.int8_max_abs_logit_diff.unwrap_or(f64::NAN),
         m.golden_fp32_max_abs_logit_diff.unwrap_or(f64::NAN),
     );
+    if let Some(o) = &report.manifest.open_world {
+        println!("{}", open_world::describe(o));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

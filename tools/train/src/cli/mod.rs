@@ -2,11 +2,13 @@
 //! `run(args) -> anyhow::Result<ExitCode>`.
 
 pub mod ablate;
+pub mod calibrate_open_world;
 pub mod embed;
 pub mod eval;
 pub mod eval_vision;
 pub mod export;
 pub mod histogram;
+pub mod open_world_scores;
 pub mod pretrain;
 pub mod pretrain_vision;
 pub mod synth;
@@ -37,6 +39,10 @@ pub enum Command {
     Ablate(ablate::AblateArgs),
     /// Write a trained XR-VLM run as a verified model bundle (ONNX fp32 + int8, prompts, golden).
     Export(export::ExportArgs),
+    /// Calibrate an existing bundle's unknown-species threshold and rewrite only its manifest.
+    CalibrateOpenWorld(calibrate_open_world::CalibrateOpenWorldArgs),
+    /// Write every candidate unknown-species score of an ImageFolder's images (JSON lines).
+    OpenWorldScores(open_world_scores::OpenWorldScoresArgs),
     /// Print the projected image and text features of a CLIP checkpoint as JSON.
     Embed(embed::EmbedArgs),
     /// Pre-train a small CLIP from scratch on a synth directory (contrastive, CPU, minutes).
@@ -62,6 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(a) => eval::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Export(a) => export::run(a),
+        Command::CalibrateOpenWorld(a) => calibrate_open_world::run(a),
+        Command::OpenWorldScores(a) => open_world_scores::run(a),
         Command::Pretrain(a) => pretrain::run(a),
         Command::PretrainVision(a) => pretrain_vision::run(a),
         Command::EvalVision(a) => eval_vision::run(a),

@@ -6,8 +6,9 @@
 //! `manifest.toml` are written into `<out>.partial/`; the runtime then opens that directory
 //! (verifying hashes and shapes), the golden images are run through tract at fp32 against the
 //! training crate's logits, and an evaluation set through fp32 and int8 ([`verify`]); the
-//! figures go into `[metrics]`, the bundle is opened once more, and only then is the directory
-//! renamed to `<out>`. A failed export leaves no bundle behind that looks finished.
+//! figures go into `[metrics]`, the evaluation set's known-species images calibrate the
+//! unknown-species threshold of `[open_world]` ([`crate::open_world`]), the bundle is opened
+//! once more, and only then is the directory renamed to `<out>`. A failed export leaves no bundle behind that looks finished.
 
 pub mod golden;
 pub mod images;
@@ -23,7 +24,6 @@ use xrvlm_runtime::bundle::manifest::{
     Activation, Architecture, Backbone, ClassInfo, FileEntry, FileRole, Head, HeadKind, Manifest,
     ModelInfo, ModelPrecision, Provenance, FORMAT_VERSION, GOLDEN_JSON, MANIFEST_FILE,
 };
-use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::engine::Precision;
 use xrvlm_runtime::preprocess::Preprocess;
 use xrvlm_runtime::timestamp::rfc3339_utc;
@@ -38,6 +38,7 @@ use crate::data::image_folder::load_image_folder;
 use crate::data::Dataset;
 use crate::model::classifier::Head as ModelHead;
 use crate::model::{HeadKind as TrainHeadKind, Model, ModelError};
+use crate::open_world::{calibrate_section, install, OpenWorldError, OpenWorldOptions};
 use crate::train::run::{resolve, RunConfig};
 use crate::train::trainer::load_trained;
 use images::{pick_per_class, preprocess_files};
@@ -72,6 +73,8 @@ pub struct BundleOptions {
     pub threads: usize,
     /// Replace an existing bundle at `out`.
     pub overwrite: bool,
+    /// How `[open_world]` is calibrated on the evaluation set.
+    pub open_world: OpenWorldOptions,
 }
 
 /// What an export wrote and measured.
@@ -105,6 +108,9 @@ pub enum BundleError {
     /// The runtime refused or failed on the written bundle.
     #[error("the runtime rejected the written bundle: {0}")]
     Runtime(String),
+    /// The open-world threshold could not be calibrated.
+    #[error("calibrating the open-world threshold: {0}")]
+    OpenWorld(String),
     /// Writing an image graph failed.
     #[error(transparent)]
     Graph(#[from] ExportError),
@@ -154,7 +160,9 @@ pub fn export_bundle(opts: &BundleOptions) -> Result<BundleReport, BundleError> 
     let int8 = verify::classifier(&staging, Precision::Int8, opts.threads)?;
     manifest.metrics = Some(verify::measure(&fp32, &int8, &eval)?);
     write_manifest(&manifest, &staging)?;
-    Bundle::open(&staging).map_err(BundleError::runtime)?;
+    let open_world = |e: OpenWorldError| BundleError::OpenWorld(e.to_string());
+    let calibrated = calibrate_section(&fp32, &eval, &opts.open_world).map_err(open_world)?;
+    let manifest = install(&staging, calibrated).map_err(open_world)?;
     publish(&staging, &opts.out)?;
     Ok(BundleReport { manifest, quant })
 }
@@ -335,6 +343,7 @@ fn build_manifest(
             .collect(),
         files: file_entries(dir)?,
         metrics: None,
+        open_world: None,
         provenance: Provenance {
             trainer: format!("xrvlm-train {}", env!("CARGO_PKG_VERSION")),
             checkpoint_sha256,
