@@ -111,15 +111,7 @@ pub fn load_coco_camera_traps_boxes(
     let mut orphans = 0;
     for (i, ann) in annotations.iter().enumerate() {
         let at = format!("annotations[{i}]");
-        let image_id = j.id(ann, &at, "image_id")?;
-        let category = j.integer(ann, &at, "category_id")?;
-        if !categories.contains_key(&category) {
-            return Err(DataError::UnknownCategory {
-                path: j.path.to_path_buf(),
-                field: join(&at, "category_id"),
-                id: category.to_string(),
-            });
-        }
+        let (image_id, category) = j.annotation(ann, &at, &categories)?;
         let Some(&slot) = index.get(image_id.as_str()) else {
             orphans += 1;
             continue;
@@ -238,6 +230,26 @@ impl JsonFile<'_> {
         v.as_str()
             .map(str::to_string)
             .ok_or_else(|| self.error(join(at, key), format!("is {}; expected a string", kind(v))))
+    }
+
+    /// An annotation's image id and category, which must be listed in `categories`; `at` is
+    /// the annotation's JSON path.
+    fn annotation(
+        &self,
+        ann: &Value,
+        at: &str,
+        categories: &BTreeMap<i64, String>,
+    ) -> Result<(String, i64), DataError> {
+        let image_id = self.id(ann, at, "image_id")?;
+        let category = self.integer(ann, at, "category_id")?;
+        if !categories.contains_key(&category) {
+            return Err(DataError::UnknownCategory {
+                path: self.path.to_path_buf(),
+                field: join(at, "category_id"),
+                id: category.to_string(),
+            });
+        }
+        Ok((image_id, category))
     }
 
     /// A `bbox` `[x, y, width, height]` in pixels of `image` (`images[slot]`), as fractions of
@@ -402,15 +414,7 @@ fn label_images(
     let mut orphans = 0;
     for (i, ann) in annotations.iter().enumerate() {
         let at = format!("annotations[{i}]");
-        let image_id = j.id(ann, &at, "image_id")?;
-        let category = j.integer(ann, &at, "category_id")?;
-        if !categories.contains_key(&category) {
-            return Err(DataError::UnknownCategory {
-                path: j.path.to_path_buf(),
-                field: join(&at, "category_id"),
-                id: category.to_string(),
-            });
-        }
+        let (image_id, category) = j.annotation(ann, &at, categories)?;
         match index.get(image_id.as_str()) {
             Some(&slot) => status[slot] = status[slot].add(category),
             None => orphans += 1,
