@@ -9,8 +9,9 @@
 #   3. the bundle's own rule end to end (`xrvlm classify`, int8, as a device runs it) on the
 #      same frames and on the real Reconyx photos of the Camtrap DP example;
 # and tools/eval_open_world.py prints AUROC per score, the shares answered unknown at the
-# manifest's threshold with the known-species recall there, and each real photo's answer (it
-# exits 1 if a real photo is answered as a species).
+# manifest's threshold with the known-species recall there, the roll-up table (frames of
+# unknown species of a known genus answered with that genus; known species rolled up), and
+# each real photo's answer (it exits 1 if a real photo is answered as a species or a taxon).
 #
 #   bash tools/eval-open-world.sh            # SEED=31 PER_CLASS=40
 #
@@ -51,4 +52,4 @@ run "$x" classify "$data" "${common[@]}" -o "$out/classify.jsonl"
 run "$x" classify "$real" "${common[@]}" -o "$out/real.jsonl"
 python3 tools/eval_open_world.py --manifest "$bundle/manifest.toml" --holdout "$holdout" \
   --scores "fp32=$out/scores-fp32.jsonl" --scores "int8=$out/scores-int8.jsonl" \
-  --classify "$out/classify.jsonl" --real "$out/real.jsonl"
+  --classify "$out/classify.jsonl" --real "$out/real.jsonl" --species "$data/species.json"

@@ -8,6 +8,13 @@ Inputs, all written by the shell script:
   --classify    `xrvlm classify --format jsonl` of the same frames (the bundle's own rule)
   --real        `xrvlm classify --format jsonl` of real photos that are nothing like the world
   --holdout     comma-separated species held out of everything (pre-training too)
+  --species     the frames' species.json (each species' genus and family): the roll-up table
+
+Roll-up (issue 18, taxonomy): `answer` is the runtime's decision on a frame (`xrvlm classify
+--threshold --roll-up-to`, the field's rule): a species, blank, unknown, or a taxon (genus,
+family) when no species was sure. On frames of species the bundle does not know but whose genus
+it does, the share answered with the right genus (or family); on known species, how often the
+answer rolls up, and how often it does so although the top species was right.
 
 A frame's true species is the name of the folder it is in. Known = the bundle's classes but the
 blank class; held out = the --holdout species; "seen" = every other species of the world (the
@@ -16,7 +23,7 @@ looks more like a known species, so AUROC is P(score of a known frame > score of
 one), ties counting half.
 
 Prints the Markdown tables BENCHMARKS.md records; exits 1 when a real photo is answered as a
-species (neither unknown nor blank).
+species or a taxon (neither unknown nor blank).
 """
 
 import argparse
@@ -158,6 +165,65 @@ def print_rule(manifest, records, group):
         print(f"| {species} | {c['frames']} | {100 * c['unknown'] / c['frames']:.1f} % | {other} |")
 
 
+def answer_of(record):
+    """The decision's answer as (kind, name): a species' label, a taxon's name."""
+    a = record["answer"]
+    if a["kind"] == "species":
+        return "species", a["label"]
+    if a["kind"] == "taxon":
+        return a["rank"], a["name"]
+    return a["kind"], None
+
+
+def print_taxonomy(manifest, records, species_file):
+    with open(species_file) as f:
+        world = {s["name"]: s["taxonomy"] for s in json.load(f)["species"]}
+    labels = [c["label"] for c in manifest["classes"]]
+    known = {l for l in labels if l in world}
+    known_genera = {world[l]["genus"] for l in known}
+    counts = defaultdict(Counter)
+    for r in records:
+        if "error" in r:
+            continue
+        species = folder_of(r)
+        if species not in world:
+            continue
+        truth = world[species]
+        kind, name = answer_of(r)
+        if species in known:
+            g = "known species"
+        elif truth["genus"] in known_genera:
+            g = "unknown species of a known genus"
+        else:
+            g = "unknown species of an unknown genus"
+        c = counts[g]
+        c["frames"] += 1
+        c[kind] += 1
+        c["right species"] += kind == "species" and name == species
+        c["right genus"] += kind == "genus" and name == truth["genus"]
+        c["right family"] += kind == "family" and name == truth["family"]
+        c["wrong species"] += kind == "species" and name != species
+        rolled = kind in ("genus", "family", "order", "class")
+        c["rolled up"] += rolled
+        c["rolled up, top right"] += rolled and r["top"][0]["label"] == species
+    print("\n### Roll-up: the answer at the rank the frame supports\n")
+    print(
+        "| frames | count | right species | right genus | right family | unknown "
+        "| a wrong species | rolled up | rolled up with the top species right |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for g in ["known species", "unknown species of a known genus", "unknown species of an unknown genus"]:
+        c = counts[g]
+        if not c["frames"]:
+            continue
+        share = lambda k: f"{100 * c[k] / c['frames']:.1f} %"
+        print(
+            f"| {g} | {c['frames']} | {share('right species')} | {share('right genus')} "
+            f"| {share('right family')} | {share('unknown')} | {share('wrong species')} "
+            f"| {share('rolled up')} | {share('rolled up, top right')} |"
+        )
+
+
 def print_real(manifest, records):
     blank = (manifest.get("open_world") or {}).get("blank_label", "blank")
     print("\n### Real photos\n")
@@ -170,12 +236,11 @@ def print_real(manifest, records):
             birds += 1
             continue
         top = r["top"][0]
-        if r.get("unknown"):
-            answer = "unknown"
-        elif top["label"] == blank:
-            answer = "blank"
+        kind, name = answer_of(r)
+        if kind in ("unknown", "blank"):
+            answer = kind
         else:
-            answer = f"**{top['label']}**"
+            answer = f"**{name} ({kind})**"
             birds += 1
         score = r.get("open_world_score")
         score = f"{score:.3f}" if score is not None else "–"
@@ -191,6 +256,7 @@ def main():
     parser.add_argument("--classify")
     parser.add_argument("--real")
     parser.add_argument("--holdout", required=True)
+    parser.add_argument("--species")
     args = parser.parse_args()
     with open(args.manifest, "rb") as f:
         manifest = tomllib.load(f)
@@ -200,6 +266,8 @@ def main():
         print_scores(precision, read_jsonl(path), group)
     if args.classify:
         print_rule(manifest, read_jsonl(args.classify), group)
+        if args.species:
+            print_taxonomy(manifest, read_jsonl(args.classify), args.species)
     birds = print_real(manifest, read_jsonl(args.real)) if args.real else 0
     sys.exit(1 if birds else 0)
 

@@ -48,9 +48,11 @@ $xt histogram-baseline --train "$work/demo-train" --test "$work/demo-test"
 
 # 7. The bundle: exported with the accuracy-aware int8 fallback at its default, then measured
 #    through the runtime on a seed nobody trained or calibrated on; the same seed-5 set
-#    calibrates the unknown-species rule ([open_world]: part prototypes, 95 % known recall).
+#    calibrates the unknown-species rule ([open_world]: part prototypes, 95 % known recall);
+#    the classes take their genus and family from the training set's species.json (roll-up).
 [ -d "$work/demo-fresh" ] || $xt synth --out "$work/demo-fresh" "${frames[@]}" --seed 5 --classes 12 --per-class 40
 $xt export models/demo-xrvlm/checkpoint.safetensors --out models/demo --overwrite --eval "$work/demo-fresh" \
+  --taxonomy "$work/demo-train/species.json" \
   --description "demo: 12 synthetic bird species + blank (world 1, detector crops), XR-VLM M=P=4 on the synthetic ResNet mini-CLIP"
 
 # 8. The sample frames of the README's main command: seed 6, labelled in their file names.

@@ -21,6 +21,7 @@ use crate::preprocess::{Preprocess, PreprocessError};
 use crate::ranking;
 use crate::scoring::probs::softmax;
 use crate::scoring::{FoldedCrm, Logits};
+use crate::taxonomy::{best_taxa, TaxonScore};
 
 /// A class with its probability.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +47,10 @@ pub struct Prediction {
     /// The open-world rule's verdict: whether the frame is a species the model does not know.
     /// `None` when the bundle has no `[open_world]` section.
     pub open_world: Option<OpenWorldVerdict>,
+    /// The most probable taxon at each rank above the species, finest first, over the classes
+    /// that may be answered ([`crate::taxonomy::best_taxa`]); empty when the bundle's classes
+    /// have no taxonomy.
+    pub taxa: Vec<TaxonScore>,
 }
 
 impl Prediction {
@@ -242,10 +247,12 @@ impl Classifier {
             let score = self.scorer.score(rule.kind, logits, parts, top[0].index);
             rule.verdict(score, top[0].index)
         });
+        let taxonomies: Vec<_> = labels.iter().map(|c| c.taxonomy.as_ref()).collect();
         Prediction {
             top,
             logits: logits.to_vec(),
             open_world,
+            taxa: best_taxa(&probabilities, &taxonomies),
         }
     }
 

@@ -14,11 +14,12 @@ use xrvlm_runtime::classifier::{ClassScore, Prediction};
 use xrvlm_runtime::crop::NormalizedBox;
 use xrvlm_runtime::field::camtrap::{self, ExportOptions};
 use xrvlm_runtime::field::config::Profile;
-use xrvlm_runtime::field::decision::{DecidedFrame, Decider, EventGrouper};
+use xrvlm_runtime::field::decision::{DecidedFrame, Decider, EventGrouper, Outcome};
 use xrvlm_runtime::field::detection_log::{
     utc, DetectionLog, EventRecord, FrameRecord, ModelRecord, Record, StartRecord, TopClass,
     DETECTION_LOG_FILE,
 };
+use xrvlm_runtime::taxonomy::{best_taxa, Rank, Taxonomy};
 
 const PROFILE: &str = r#"[deployment]
 id = "test-cam-01"
@@ -68,14 +69,9 @@ fn classes() -> Vec<ClassInfo> {
     ]
 }
 
-/// Writes the log a field run over `FRAMES` writes, through the real decision, events and log.
-fn write_log(dir: &Path) -> std::path::PathBuf {
-    let profile = Profile::parse(PROFILE, &dir.join("profile.toml")).unwrap();
-    let offset = profile.deployment.utc_offset;
-    let path = dir.join(DETECTION_LOG_FILE);
-    let (mut log, _) = DetectionLog::open(&path).unwrap();
-    let t0 = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
-    log.append(Record::Start(StartRecord {
+/// The start record of a run of `profile` at `t0` with a bundle of `classes`.
+fn start_record(profile: &Profile, t0: SystemTime, classes: Vec<ClassInfo>) -> Record {
+    Record::Start(StartRecord {
         started_at: utc(t0),
         runtime_version: "0.1.0".into(),
         profile: "profile.toml".into(),
@@ -85,11 +81,20 @@ fn write_log(dir: &Path) -> std::path::PathBuf {
             version: "1".into(),
             bundle: "bundle".into(),
             precision: "int8".into(),
-            classes: classes(),
+            classes,
             blank_label: "blank".into(),
         },
-    }))
-    .unwrap();
+    })
+}
+
+/// Writes the log a field run over `FRAMES` writes, through the real decision, events and log.
+fn write_log(dir: &Path) -> std::path::PathBuf {
+    let profile = Profile::parse(PROFILE, &dir.join("profile.toml")).unwrap();
+    let offset = profile.deployment.utc_offset;
+    let path = dir.join(DETECTION_LOG_FILE);
+    let (mut log, _) = DetectionLog::open(&path).unwrap();
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+    log.append(start_record(&profile, t0, classes())).unwrap();
     let decider = Decider::new(profile.decision.clone());
     let mut events = EventGrouper::new(Duration::from_secs(profile.decision.event_gap_s.into()), 1);
     for (i, (seconds, label, probability)) in FRAMES.into_iter().enumerate() {
@@ -103,6 +108,7 @@ fn write_log(dir: &Path) -> std::path::PathBuf {
             top: top.clone(),
             logits: Vec::new(),
             open_world: None,
+            taxa: Vec::new(),
         });
         let media_id = format!("m{i}");
         let decided = DecidedFrame {
@@ -231,6 +237,112 @@ fn events_become_event_observations_and_boxed_or_blank_frames_media_observations
         .collect();
     assert_eq!(taxa, ["Fringilla caudata", "greybill chat"]);
     assert_eq!(descriptor["temporal"]["start"], "2026-09-22");
+}
+
+#[test]
+fn a_rolled_up_frame_and_event_name_the_taxon_with_its_rank() {
+    let taxonomy = |genus: &str| Taxonomy {
+        genus: Some(genus.into()),
+        family: Some("Conirostridae".into()),
+        order: Some("Passeriformes".into()),
+        class: Some("Aves".into()),
+    };
+    let mut classes = classes();
+    classes[0].taxonomy = Some(taxonomy("Conizona"));
+    classes[2].taxonomy = Some(taxonomy("Conileia"));
+    let twobar = ClassInfo {
+        taxonomy: Some(taxonomy("Conizona")),
+        ..ClassInfo::from_label("twobar_finch")
+    };
+    classes.push(twobar);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile::parse(PROFILE, &dir.path().join("profile.toml")).unwrap();
+    let offset = profile.deployment.utc_offset;
+    let path = dir.path().join(DETECTION_LOG_FILE);
+    let (mut log, _) = DetectionLog::open(&path).unwrap();
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+    log.append(start_record(&profile, t0, classes.clone()))
+        .unwrap();
+    // Two finches of one genus share the frame's probability: no species is sure, Conizona is.
+    let probabilities = [0.35f32, 0.05, 0.2, 0.4];
+    let taxonomies: Vec<_> = classes.iter().map(|c| c.taxonomy.as_ref()).collect();
+    let top: Vec<ClassScore> = [3, 0]
+        .into_iter()
+        .map(|i| ClassScore {
+            index: i,
+            label: classes[i].label.clone(),
+            probability: probabilities[i],
+        })
+        .collect();
+    let outcome = Decider::new(profile.decision.clone()).decide(&Prediction {
+        top: top.clone(),
+        logits: Vec::new(),
+        open_world: None,
+        taxa: best_taxa(&probabilities, &taxonomies),
+    });
+    assert!(
+        matches!(&outcome, Outcome::Taxon { rank: Rank::Genus, name, .. } if name == "Conizona")
+    );
+    let mut events = EventGrouper::new(Duration::from_secs(30), 1);
+    events.push(&DecidedFrame {
+        media_id: "m0".into(),
+        captured: t0,
+        outcome: outcome.clone(),
+    });
+    log.append(Record::Frame(FrameRecord {
+        processed_at: utc(t0),
+        captured: offset.rfc3339(t0),
+        media_id: "m0".into(),
+        source: "synthetic".into(),
+        file_name: "frame-0.jpg".into(),
+        outcome,
+        top: top.iter().map(TopClass::from).collect(),
+        latency_ms: 40.0,
+        saved_frame: None,
+        bbox: Some(NormalizedBox::new(0.1, 0.2, 0.3, 0.4).unwrap()),
+    }))
+    .unwrap();
+    let event = events.flush().unwrap();
+    log.append(Record::Event(EventRecord::new(&event, offset)))
+        .unwrap();
+    drop(log);
+    let (entries, problems) = xrvlm_runtime::field::detection_log::read_records(&path).unwrap();
+    assert!(problems.is_empty());
+    let out = dir.path().join("package");
+    camtrap::export(&entries, &options(), &out).unwrap();
+    let problems = camtrap_schema::validate_package(&out);
+    assert!(problems.is_empty(), "{problems:#?}");
+    let observations = rows(&out.join("observations.csv"));
+    let summary: Vec<(&str, &str, &str)> =
+        observations.iter().map(|r| (&r[6], &r[7], &r[9])).collect();
+    assert_eq!(
+        summary,
+        [
+            ("media", "animal", "Conizona"),
+            ("event", "animal", "Conizona")
+        ]
+    );
+    let descriptor: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("datapackage.json")).unwrap())
+            .unwrap();
+    let taxa = descriptor["taxonomic"].as_array().unwrap();
+    let genus = taxa
+        .iter()
+        .find(|t| t["scientificName"] == "Conizona")
+        .expect("the genus is listed");
+    assert_eq!(genus["taxonRank"], "genus");
+    assert_eq!(genus["family"], "Conirostridae");
+    assert!(genus.get("genus").is_none(), "a genus has no genus field");
+    let finch = taxa
+        .iter()
+        .find(|t| t["scientificName"] == "Fringilla caudata")
+        .unwrap();
+    assert_eq!(
+        (&finch["taxonRank"], &finch["genus"]),
+        (&"species".into(), &"Conizona".into())
+    );
+    // Species, then two genera, one family, one order, one class.
+    assert_eq!(taxa.len(), 3 + 2 + 1 + 1 + 1);
 }
 
 #[test]

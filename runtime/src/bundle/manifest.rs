@@ -9,9 +9,14 @@
 //! section has a finite threshold, shares in range and a blank label that is a class. Errors
 //! name the manifest file and the field.
 //!
-//! The optional `[open_world]` section came after format 1 and keeps its version: a bundle
-//! without it still loads (and rejects nothing), and a runtime older than the section refuses
-//! a bundle that has it by name (`unknown field open_world`) rather than ignoring it.
+//! **Versions.** Every field added after format 1 belongs to the format that introduced it
+//! ([`Manifest::format_fields`]): format 2 added `[open_world]` and `classes[].taxonomy`. This
+//! runtime reads formats [`OLDEST_FORMAT_VERSION`] to [`FORMAT_VERSION`]; a manifest that uses
+//! a field newer than its own `format_version` is refused naming the field, and a newer format
+//! is refused as newer, with the versions this runtime reads. [`Manifest::to_toml`] writes the
+//! oldest format that holds the manifest's fields, so a bundle without the newer fields stays
+//! readable by older runtimes, and an older runtime refuses one with them by its version
+//! rather than by a field it does not know.
 //!
 //! The types also serialize, so the exporter writes manifests with the same definitions.
 
@@ -26,8 +31,11 @@ use crate::preprocess::Preprocess;
 use crate::scoring::CrmDims;
 use crate::taxonomy::Taxonomy;
 
-/// The manifest format this runtime reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest manifest format this runtime reads.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest manifest format this runtime reads: bundles of every format since load unchanged.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// File name of the manifest inside a bundle directory.
 pub const MANIFEST_FILE: &str = "manifest.toml";
@@ -39,7 +47,8 @@ pub const GOLDEN_JSON: &str = "golden/golden.json";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Format of this manifest; see [`FORMAT_VERSION`].
+    /// Format of this manifest, [`OLDEST_FORMAT_VERSION`] to [`FORMAT_VERSION`]; written as
+    /// the oldest format that holds the manifest's fields ([`Manifest::to_toml`]).
     pub format_version: u32,
     /// Name, version and description of the model.
     pub model: ModelInfo,
@@ -300,9 +309,10 @@ pub enum ManifestError {
     },
     /// No `format_version` at the top level.
     #[error(
-        "{}: format_version is missing (this runtime reads format_version {supported})",
+        "{}: format_version is missing (this runtime reads format_version {oldest} to {newest})",
         path.display(),
-        supported = FORMAT_VERSION
+        oldest = OLDEST_FORMAT_VERSION,
+        newest = FORMAT_VERSION
     )]
     MissingFormatVersion {
         /// The manifest file.
@@ -310,11 +320,12 @@ pub enum ManifestError {
     },
     /// A format version this runtime does not read.
     #[error(
-        "{}: format_version {found} is {}; this runtime reads format_version {supported}{}",
+        "{}: format_version {found} is {}; this runtime reads format_version {oldest} to {newest}{}",
         path.display(),
         if *found > i64::from(FORMAT_VERSION) { "newer than this runtime" } else { "not a valid version" },
         if *found > i64::from(FORMAT_VERSION) { " (update xrvlm to open this bundle)" } else { "" },
-        supported = FORMAT_VERSION
+        oldest = OLDEST_FORMAT_VERSION,
+        newest = FORMAT_VERSION
     )]
     UnsupportedFormat {
         /// The manifest file.
@@ -365,9 +376,44 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// The manifest as TOML text, as the exporter writes it.
+    /// The manifest as TOML text, as the exporter writes it: `format_version` is the oldest
+    /// format that holds its fields, whatever the field says.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
-        toml::to_string(self)
+        let written = Manifest {
+            format_version: self.required_format().0,
+            ..self.clone()
+        };
+        toml::to_string(&written)
+    }
+
+    /// Every field this manifest uses that came after format 1, with the format that added it
+    /// (as written in TOML: `open_world`, `classes[3].taxonomy`).
+    pub fn format_fields(&self) -> Vec<(String, u32)> {
+        let mut fields = Vec::new();
+        if self.open_world.is_some() {
+            fields.push(("open_world".to_string(), 2));
+        }
+        for (i, class) in self.classes.iter().enumerate() {
+            if class.taxonomy.is_some() {
+                fields.push((format!("classes[{i}].taxonomy"), 2));
+            }
+        }
+        fields
+    }
+
+    /// The oldest format that holds this manifest's fields, and the first field that needs
+    /// it (`None` for format 1).
+    pub fn required_format(&self) -> (u32, Option<String>) {
+        self.format_fields().into_iter().fold(
+            (OLDEST_FORMAT_VERSION, None),
+            |(version, field), (name, needs)| {
+                if needs > version {
+                    (needs, Some(name))
+                } else {
+                    (version, field)
+                }
+            },
+        )
     }
 
     /// Checks everything serde cannot; `path` names the file in errors.
@@ -377,6 +423,18 @@ impl Manifest {
             field: field.to_string(),
             problem,
         };
+        if let (needed, Some(field)) = self.required_format() {
+            if needed > self.format_version {
+                return Err(invalid(
+                    &field,
+                    format!(
+                        "came with format_version {needed}, but this manifest says \
+                         format_version {}: write format_version = {needed}",
+                        self.format_version
+                    ),
+                ));
+            }
+        }
         if self.model.name.trim().is_empty() {
             return Err(invalid("model.name", "must not be empty".into()));
         }
@@ -496,7 +554,7 @@ fn check_format_version(text: &str, path: &Path) -> Result<(), ManifestError> {
             })
         }
     };
-    if found != i64::from(FORMAT_VERSION) {
+    if !(i64::from(OLDEST_FORMAT_VERSION)..=i64::from(FORMAT_VERSION)).contains(&found) {
         return Err(ManifestError::UnsupportedFormat {
             path: path.to_path_buf(),
             found,

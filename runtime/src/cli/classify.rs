@@ -18,7 +18,9 @@ use xrvlm_runtime::bundle::manifest::ClassInfo;
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::engine::{PlanOptions, Precision};
-use xrvlm_runtime::field::config::DEFAULT_BLANK_LABEL;
+use xrvlm_runtime::field::config::{DecisionConfig, DEFAULT_BLANK_LABEL, DEFAULT_THRESHOLD};
+use xrvlm_runtime::field::decision::Decider;
+use xrvlm_runtime::taxonomy::RollUpTo;
 
 use super::detection_file::DEFAULT_MIN_DETECTION_CONF;
 use super::inputs::{collect, Input};
@@ -82,9 +84,29 @@ pub struct ClassifyArgs {
     /// These species may not be answered (the profile's `excluded_species`).
     #[arg(long, value_delimiter = ',', value_name = "SPECIES")]
     pub exclude: Vec<String>,
+    /// The probability the best class, or a rolled-up taxon, must reach for the JSONL `answer`
+    /// (a profile's `[decision] threshold`).
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD, value_name = "P")]
+    pub threshold: f64,
+    /// The coarsest rank the `answer` rolls up to when no species reaches the threshold:
+    /// species (no roll-up), genus, family, order or class (a profile's `[decision]
+    /// roll_up_to`).
+    #[arg(long, default_value = "family", value_name = "RANK")]
+    pub roll_up_to: RollUpTo,
 }
 
 impl ClassifyArgs {
+    /// The field's decision rule with `--threshold` and `--roll-up-to`, as a profile's
+    /// `[decision]` with those settings decides.
+    pub fn decider(&self) -> Decider {
+        Decider::new(DecisionConfig {
+            threshold: self.threshold,
+            roll_up_to: self.roll_up_to,
+            blank_label: DEFAULT_BLANK_LABEL.to_string(),
+            ..DecisionConfig::default()
+        })
+    }
+
     /// The species list `--allow` or `--exclude` gives, if any.
     pub fn species_list(&self) -> Option<SpeciesList> {
         match (self.allow.is_empty(), self.exclude.is_empty()) {
@@ -138,8 +160,9 @@ pub fn run(args: ClassifyArgs) -> Result<Status> {
         .collect();
     let progress = progress_bar(inputs.len() as u64, args.quiet);
     let mut failed = 0usize;
+    let decider = args.decider();
     for chunk in inputs.chunks(args.batch_size.get()) {
-        for record in classify_chunk(&classifier, chunk, info.top_k)? {
+        for record in classify_chunk(&classifier, &decider, chunk, info.top_k)? {
             failed += usize::from(record.outcome.is_err());
             sink.write(&record)?;
             progress.inc(1);
@@ -158,7 +181,12 @@ pub fn run(args: ClassifyArgs) -> Result<Status> {
 }
 
 /// Records for one batch of inputs, in order.
-fn classify_chunk(classifier: &Classifier, chunk: &[Input], k: usize) -> Result<Vec<Record>> {
+fn classify_chunk(
+    classifier: &Classifier,
+    decider: &Decider,
+    chunk: &[Input],
+    k: usize,
+) -> Result<Vec<Record>> {
     let files: Vec<PathBuf> = chunk
         .iter()
         .filter_map(|i| match i {
@@ -178,6 +206,10 @@ fn classify_chunk(classifier: &Classifier, chunk: &[Input], k: usize) -> Result<
                 Input::File(_) => results
                     .next()
                     .expect("one result per file")
+                    .map(|p| {
+                        let answer = decider.decide(&p);
+                        (p, answer)
+                    })
                     .map_err(|e| e.to_string()),
                 Input::Unusable(path, why) => Err(format!("{}: {why}", path.display())),
             },

@@ -27,6 +27,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::crop::{CropRule, NormalizedBox};
+use xrvlm_runtime::field::decision::Decider;
 use xrvlm_runtime::image_io::load_rgb;
 
 use super::classify::{load_classifier, progress_bar, run_info, ClassifyArgs};
@@ -52,6 +53,7 @@ pub fn run(args: &ClassifyArgs, detections: &Path) -> Result<Status> {
     }
     let classifier = load_classifier(args)?;
     let info = run_info(&classifier, args.top_k.get());
+    let decider = args.decider();
     let layout = Layout::Detections {
         document,
         min_detection_conf: min_conf,
@@ -71,7 +73,7 @@ pub fn run(args: &ClassifyArgs, detections: &Path) -> Result<Status> {
     let batch = args.batch_size.get();
     let mut tally = Tally::default();
     for chunk in todo.chunks(batch) {
-        for record in classify_chunk(&classifier, chunk, batch, info.top_k)? {
+        for record in classify_chunk(&classifier, &decider, chunk, batch, info.top_k)? {
             tally.add(&record, &progress);
             sink.write_detections(&record)?;
             progress.inc(1);
@@ -103,6 +105,7 @@ fn refuse_overwriting(detections: &Path, output: Option<&Path>) -> Result<()> {
 /// The records of a chunk of images, in order.
 fn classify_chunk(
     classifier: &Classifier,
+    decider: &Decider,
     chunk: &[&DetectionImage],
     batch: usize,
     k: usize,
@@ -131,11 +134,15 @@ fn classify_chunk(
             let classified = p
                 .crops
                 .iter()
-                .map(|(target, _)| ClassifiedDetection {
-                    index: target.index,
-                    bbox: target.bbox,
-                    conf: target.conf,
-                    prediction: predictions.next().expect("one prediction per crop"),
+                .map(|(target, _)| {
+                    let prediction = predictions.next().expect("one prediction per crop");
+                    ClassifiedDetection {
+                        index: target.index,
+                        bbox: target.bbox,
+                        conf: target.conf,
+                        answer: decider.decide(&prediction),
+                        prediction,
+                    }
                 })
                 .collect();
             DetectionRecord {

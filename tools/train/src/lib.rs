@@ -31,4 +31,5 @@ pub mod model;
 pub mod open_world;
 pub mod pretrain;
 pub mod synth;
+pub mod taxonomy_file;
 pub mod train;

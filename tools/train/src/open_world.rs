@@ -293,7 +293,7 @@ pub fn install(dir: &Path, calibrated: Calibrated) -> Result<Manifest, OpenWorld
 }
 
 /// Writes `bytes` to `<path>.partial`, then renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);

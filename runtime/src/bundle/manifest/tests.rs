@@ -127,13 +127,19 @@ fn serializing_and_parsing_again_gives_the_same_manifest() {
 }
 
 #[test]
-fn a_newer_format_version_says_which_version_this_runtime_reads() {
+fn a_newer_format_version_says_which_versions_this_runtime_reads() {
     // The newer format may add tables this runtime does not know: the version wins.
-    let text = example().replace("format_version = 1", "format_version = 2\n[future]\nx = 1");
+    let text = example().replace("format_version = 1", "format_version = 3\n[future]\nx = 1");
     let err = error_of(&text);
     assert!(err.contains("bundle/manifest.toml"), "{err}");
-    assert!(err.contains("format_version 2 is newer"), "{err}");
-    assert!(err.contains("reads format_version 1"), "{err}");
+    assert!(err.contains("format_version 3 is newer"), "{err}");
+    assert!(err.contains("reads format_version 1 to 2"), "{err}");
+    assert!(err.contains("update xrvlm"), "{err}");
+    let err = error_of(&example().replace("format_version = 1", "format_version = 0"));
+    assert!(
+        err.contains("format_version 0 is not a valid version"),
+        "{err}"
+    );
     let err = error_of(&example().replace("format_version = 1\n", ""));
     assert!(err.contains("format_version is missing"), "{err}");
 }
@@ -207,9 +213,50 @@ calibration_images = 480
 blank_label = "crested_tit"
 "#;
 
-/// The example with an `[open_world]` section before `[provenance]`.
+/// The example with an `[open_world]` section before `[provenance]`, in format 2.
 fn with_open_world(section: &str) -> String {
-    example().replace("\n[provenance]", &format!("{section}\n[provenance]"))
+    example()
+        .replace("format_version = 1", "format_version = 2")
+        .replace("\n[provenance]", &format!("{section}\n[provenance]"))
+}
+
+#[test]
+fn a_format_1_manifest_loads_and_is_written_as_format_1() {
+    let mut m = parse(&example()).unwrap();
+    assert_eq!(m.format_version, 1);
+    assert_eq!(m.required_format(), (1, None));
+    // Whatever the field says, a manifest without newer fields is written as format 1, which
+    // every runtime since format 1 reads.
+    m.format_version = FORMAT_VERSION;
+    assert!(m.to_toml().unwrap().starts_with("format_version = 1\n"));
+}
+
+#[test]
+fn a_field_newer_than_the_manifests_format_is_refused_by_name() {
+    let text = with_open_world(OPEN_WORLD).replace("format_version = 2", "format_version = 1");
+    let err = error_of(&text);
+    assert!(
+        err.contains(
+            "open_world: came with format_version 2, but this manifest says format_version 1"
+        ),
+        "{err}"
+    );
+    let mut m = parse(&example()).unwrap();
+    m.classes[1].taxonomy = Some(crate::taxonomy::Taxonomy {
+        genus: Some("Parus".into()),
+        ..Default::default()
+    });
+    let text = m.to_toml().unwrap();
+    assert!(text.starts_with("format_version = 2\n"), "{text}");
+    assert_eq!(
+        parse(&text).unwrap().classes[1].taxonomy,
+        m.classes[1].taxonomy
+    );
+    let err = error_of(&text.replace("format_version = 2", "format_version = 1"));
+    assert!(
+        err.contains("classes[1].taxonomy: came with format_version 2"),
+        "{err}"
+    );
 }
 
 #[test]

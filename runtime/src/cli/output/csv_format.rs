@@ -94,7 +94,11 @@ impl CsvSink {
     /// Writes and flushes one row.
     pub fn write(&mut self, record: &Record) -> Result<()> {
         let mut row = vec![record.file.clone()];
-        row.extend(self.outcome_cells(record.outcome.as_ref().map_err(String::as_str)));
+        let outcome = match &record.outcome {
+            Ok((prediction, _)) => Ok(prediction),
+            Err(e) => Err(e.as_str()),
+        };
+        row.extend(self.outcome_cells(outcome));
         self.out.write_record(&row)?;
         self.out.flush().context("cannot write the output")
     }

@@ -77,7 +77,7 @@ impl JsonlSink {
 /// The JSON object of one record.
 pub fn to_json(record: &Record) -> Value {
     match &record.outcome {
-        Ok(p) => {
+        Ok((p, answer)) => {
             let mut row = json!({
                 "file": record.file,
                 "top": p.top.iter().map(|c| json!({
@@ -91,6 +91,10 @@ pub fn to_json(record: &Record) -> Value {
                 row["unknown"] = json!(verdict.unknown);
                 row["open_world_score"] = json!(verdict.score);
             }
+            if !p.taxa.is_empty() {
+                row["taxa"] = json!(p.taxa);
+            }
+            row["answer"] = json!(answer);
             row
         }
         Err(error) => json!({ "file": record.file, "error": error }),
@@ -105,7 +109,7 @@ pub fn detection_rows(record: &DetectionRecord) -> Vec<Value> {
     let classified = record.classified.iter().map(|c| {
         let mut row = to_json(&Record {
             file: record.file.clone(),
-            outcome: Ok(c.prediction.clone()),
+            outcome: Ok((c.prediction.clone(), c.answer.clone())),
         });
         row["detection"] = json!(c.index);
         row["bbox"] = json!(c.bbox);

@@ -261,7 +261,7 @@ fn classifications(prediction: &Prediction, unknown: Option<&str>) -> Value {
 /// One entry of `images` for an image classified whole.
 fn image_entry(record: &Record, unknown: Option<&str>) -> Value {
     match &record.outcome {
-        Ok(p) => {
+        Ok((p, _)) => {
             let classifications = classifications(p, unknown);
             json!({
                 "file": record.file,
@@ -381,6 +381,7 @@ mod tests {
                 score: 1.0,
                 unknown,
             }),
+            taxa: Vec::new(),
         }
     }
 

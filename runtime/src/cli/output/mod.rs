@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 use xrvlm_runtime::classifier::Prediction;
+use xrvlm_runtime::field::decision::Outcome;
 use xrvlm_runtime::open_world::OpenWorldRule;
 
 /// Output formats.
@@ -65,8 +66,9 @@ pub enum Layout {
 pub struct Record {
     /// The path as given or found, the key `--resume` matches on.
     pub file: String,
-    /// The prediction, or why the file failed.
-    pub outcome: Result<Prediction, String>,
+    /// The prediction and the decision on it (`--threshold`, `--roll-up-to`), or why the file
+    /// failed.
+    pub outcome: Result<(Prediction, Outcome), String>,
 }
 
 /// What happened to one image of a detection file.
@@ -95,6 +97,8 @@ pub struct ClassifiedDetection {
     pub conf: f64,
     /// What the classifier says about its crop.
     pub prediction: Prediction,
+    /// The decision on it.
+    pub answer: Outcome,
 }
 
 /// A detection that was to be classified and was not.

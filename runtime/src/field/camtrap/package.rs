@@ -1,9 +1,12 @@
 //! `datapackage.json`: the Camtrap DP 1.0.2 profile's required metadata, from the tables.
 
+use std::collections::BTreeSet;
+
 use serde_json::{json, Value};
 
 use super::tables::Tables;
 use super::ExportOptions;
+use crate::taxonomy::{Rank, Taxonomy};
 
 /// The Camtrap DP version written.
 pub const CAMTRAP_DP_VERSION: &str = "1.0.2";
@@ -109,22 +112,57 @@ fn temporal(tables: &Tables, created: &str) -> Value {
     })
 }
 
-/// The bundle's classes except the blank one.
+/// The bundle's classes except the blank one (`taxonRank` species, with the ranks above where
+/// the bundle has a taxonomy), then every taxon above them that a roll-up may answer, once,
+/// finest rank first, each with its `taxonRank` and the ranks above it.
 fn taxonomic(tables: &Tables) -> Value {
     let Some(classes) = &tables.classes else {
         return json!([]);
     };
-    let taxa: Vec<Value> = classes
-        .classes
-        .iter()
-        .filter(|c| c.label != classes.blank_label)
+    let animals = || {
+        classes
+            .classes
+            .iter()
+            .filter(|c| c.label != classes.blank_label)
+    };
+    let mut taxa: Vec<Value> = animals()
         .map(|c| {
             let mut taxon = json!({"scientificName": classes.scientific_name(&c.label)});
+            if let Some(taxonomy) = &c.taxonomy {
+                taxon["taxonRank"] = json!("species");
+                add_ranks(&mut taxon, taxonomy, None);
+            }
             if let Some(common) = &c.common_name {
                 taxon["vernacularNames"] = json!({"eng": common});
             }
             taxon
         })
         .collect();
+    for rank in Rank::ALL {
+        let mut seen = BTreeSet::new();
+        for taxonomy in animals().filter_map(|c| c.taxonomy.as_ref()) {
+            let Some(name) = taxonomy.at(rank) else {
+                continue;
+            };
+            if seen.insert(name) {
+                let mut taxon = json!({"scientificName": name, "taxonRank": rank.as_str()});
+                add_ranks(&mut taxon, taxonomy, Some(rank));
+                taxa.push(taxon);
+            }
+        }
+    }
     Value::Array(taxa)
+}
+
+/// The ranks of `taxonomy` coarser than `rank` (all of them for a species, `None`) as the
+/// Camtrap DP taxonomic fields (`genus`, `family`, `order`, `class`).
+fn add_ranks(taxon: &mut Value, taxonomy: &Taxonomy, rank: Option<Rank>) {
+    for above in Rank::ALL
+        .into_iter()
+        .filter(|&r| rank.is_none_or(|rank| r > rank))
+    {
+        if let Some(name) = taxonomy.at(above) {
+            taxon[above.as_str()] = json!(name);
+        }
+    }
 }

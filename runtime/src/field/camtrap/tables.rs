@@ -229,9 +229,17 @@ impl Builder<'_> {
             .insert(frame.media_id.clone(), frame.processed_at.clone());
         let deployment_id = self.tables.deployments[d].deployment.id.clone();
         self.tables.media.push(media_row(&deployment_id, frame));
-        if let (Outcome::Species { label, probability }, Some(bbox)) = (&frame.outcome, frame.bbox)
-        {
-            self.boxed_animal(&deployment_id, frame, label, *probability, bbox);
+        let named = match &frame.outcome {
+            Outcome::Species { label, probability } => {
+                Some((self.scientific_name(label), *probability))
+            }
+            Outcome::Taxon {
+                name, probability, ..
+            } => Some((name.clone(), *probability)),
+            Outcome::Blank { .. } | Outcome::Unknown { .. } => None,
+        };
+        if let (Some((scientific_name, probability)), Some(bbox)) = (named, frame.bbox) {
+            self.boxed_animal(&deployment_id, frame, scientific_name, probability, bbox);
         }
         if let Outcome::Blank { probability } = frame.outcome {
             let mut row = Row::new();
@@ -250,11 +258,12 @@ impl Builder<'_> {
     /// A media-level observation of the animal in a frame classified on a region: the
     /// region is the observation's bounding box (the standard's `bbox*` fields belong to
     /// media-level observations; the event-level one names the species for the event).
+    /// `scientific_name` is the species' or, for a rolled-up frame, the taxon's.
     fn boxed_animal(
         &mut self,
         deployment_id: &str,
         frame: &FrameRecord,
-        label: &str,
+        scientific_name: String,
         probability: f32,
         bbox: NormalizedBox,
     ) {
@@ -266,7 +275,7 @@ impl Builder<'_> {
         row.insert("eventEnd", frame.captured.clone());
         row.insert("observationLevel", "media".into());
         row.insert("observationType", "animal".into());
-        row.insert("scientificName", self.scientific_name(label));
+        row.insert("scientificName", scientific_name);
         let [x, y, width, height] = bbox.to_array();
         for (column, value) in [
             ("bboxX", x),
@@ -318,6 +327,15 @@ impl Builder<'_> {
                 row.insert("observationType", "animal".into());
                 row.insert("scientificName", self.scientific_name(label));
                 row.insert("observationComments", comment);
+            }
+            EventOutcome::Taxon { rank, name } => {
+                // The rank is the package's `taxonomic` entry for the name (`taxonRank`).
+                row.insert("observationType", "animal".into());
+                row.insert("scientificName", name.clone());
+                row.insert(
+                    "observationComments",
+                    format!("no species sure, rolled up to {}; {comment}", rank.as_str()),
+                );
             }
             EventOutcome::Unknown { best_guess } => {
                 row.insert("observationType", "unknown".into());

@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::byte_size::ByteSize;
 use crate::allowed::SpeciesList;
 use crate::engine::Precision;
+use crate::taxonomy::RollUpTo;
 use crate::timestamp::UtcOffset;
 
 /// Probability a class must reach to be reported as that species unless `[decision.thresholds]`
@@ -230,9 +231,13 @@ pub struct DecisionConfig {
     #[serde(default = "default_blank_label")]
     pub blank_label: String,
     /// A frame whose best class misses its threshold is `unknown` (true) or counted as blank
-    /// (false: no event is opened for it).
+    /// (false: no event is opened for it), unless it rolls up.
     #[serde(default = "yes")]
     pub unknown_below_threshold: bool,
+    /// The coarsest rank a frame no species answers may be answered at, when the summed
+    /// probability of a taxon reaches its threshold (`species`: never; default `family`).
+    #[serde(default)]
+    pub roll_up_to: RollUpTo,
     /// Seconds without an animal frame after which an event closes.
     #[serde(default = "default_event_gap_s")]
     pub event_gap_s: u32,
@@ -267,6 +272,7 @@ impl Default for DecisionConfig {
             thresholds: BTreeMap::new(),
             blank_label: DEFAULT_BLANK_LABEL.to_string(),
             unknown_below_threshold: true,
+            roll_up_to: RollUpTo::default(),
             event_gap_s: DEFAULT_EVENT_GAP_S,
             allowed_species: Vec::new(),
             excluded_species: Vec::new(),

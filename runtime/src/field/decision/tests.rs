@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::*;
 use crate::classifier::ClassScore;
 use crate::open_world::OpenWorldVerdict;
+use crate::taxonomy::{RollUpTo, TaxonScore};
 
 /// A prediction of `top` from a bundle without an open-world rule.
 fn prediction(top: &[ClassScore]) -> Prediction {
@@ -13,6 +14,7 @@ fn prediction(top: &[ClassScore]) -> Prediction {
         top: top.to_vec(),
         logits: Vec::new(),
         open_world: None,
+        taxa: Vec::new(),
     }
 }
 
@@ -158,6 +160,150 @@ fn frame(id: &str, seconds: u64, outcome: Outcome) -> DecidedFrame {
         captured: at(seconds),
         outcome,
     }
+}
+
+/// `prediction` whose best genus (Conizona) sums to `genus`, its family to `family` and the
+/// order to 0.99.
+fn with_taxa(prediction: Prediction, genus: f32, family: f32) -> Prediction {
+    let taxon = |rank, name: &str, probability| TaxonScore {
+        rank,
+        name: name.into(),
+        probability,
+    };
+    Prediction {
+        taxa: vec![
+            taxon(Rank::Genus, "Conizona", genus),
+            taxon(Rank::Family, "Conirostridae", family),
+            taxon(Rank::Order, "Passeriformes", 0.99),
+        ],
+        ..prediction
+    }
+}
+
+fn taxon(rank: Rank, name: &str, probability: f32, guess: &str) -> Outcome {
+    Outcome::Taxon {
+        rank,
+        name: name.into(),
+        probability,
+        best_guess: guess.into(),
+    }
+}
+
+#[test]
+fn an_unsure_species_rolls_up_to_the_finest_taxon_that_is_sure() {
+    let d = decider(|c| c.threshold = 0.6);
+    let top = [score("bartail_finch", 0.4), score("twobar_finch", 0.3)];
+    let genus = with_taxa(prediction(&top), 0.7, 0.8);
+    assert_eq!(
+        d.decide(&genus),
+        taxon(Rank::Genus, "Conizona", 0.7, "bartail_finch")
+    );
+    let family = with_taxa(prediction(&top), 0.5, 0.8);
+    assert_eq!(
+        d.decide(&family),
+        taxon(Rank::Family, "Conirostridae", 0.8, "bartail_finch")
+    );
+    // A sure species never rolls up.
+    let sure = [score("bartail_finch", 0.65), score("twobar_finch", 0.3)];
+    assert_eq!(
+        d.decide(&with_taxa(prediction(&sure), 0.95, 0.99)),
+        species("bartail_finch", 0.65)
+    );
+    // A taxon's own threshold, by its name.
+    let strict = decider(|c| {
+        c.threshold = 0.6;
+        c.thresholds.insert("Conizona".into(), 0.75);
+    });
+    assert_eq!(
+        strict.decide(&genus),
+        taxon(Rank::Family, "Conirostridae", 0.8, "bartail_finch")
+    );
+}
+
+#[test]
+fn roll_up_stops_at_the_profiles_rank() {
+    let top = [score("bartail_finch", 0.4), score("blank", 0.01)];
+    // Only the order (0.99) is sure; the default stops at the family.
+    let p = with_taxa(prediction(&top), 0.45, 0.48);
+    assert_eq!(decider(|_| {}).decide(&p), unknown("bartail_finch", 0.4));
+    let to_order = decider(|c| c.roll_up_to = RollUpTo::Order);
+    assert_eq!(
+        to_order.decide(&p),
+        taxon(Rank::Order, "Passeriformes", 0.99, "bartail_finch")
+    );
+    let genus = with_taxa(prediction(&top), 0.7, 0.8);
+    let never = decider(|c| c.roll_up_to = RollUpTo::Species);
+    assert_eq!(never.decide(&genus), unknown("bartail_finch", 0.4));
+    let to_genus = decider(|c| c.roll_up_to = RollUpTo::Genus);
+    assert_eq!(
+        to_genus.decide(&with_taxa(prediction(&top), 0.45, 0.8)),
+        unknown("bartail_finch", 0.4)
+    );
+}
+
+#[test]
+fn a_rejected_frame_never_rolls_up_and_an_unsure_blank_may() {
+    let d = decider(|c| c.threshold = 0.6);
+    // Rejected by the open-world rule: unknown, however sure its genus looks.
+    let rejected = Prediction {
+        taxa: with_taxa(prediction(&[]), 0.9, 0.95).taxa,
+        ..judged(&[score("bartail_finch", 0.5)], true)
+    };
+    assert_eq!(d.decide(&rejected), unknown("bartail_finch", 0.5));
+    // Blank is the best class but unsure; the birds of one genus together are sure.
+    let top = [score("blank", 0.35), score("bartail_finch", 0.33)];
+    assert_eq!(
+        d.decide(&with_taxa(prediction(&top), 0.62, 0.64)),
+        taxon(Rank::Genus, "Conizona", 0.62, "blank")
+    );
+    // A frame whose best class is blank and sure stays blank.
+    let sure_blank = [score("blank", 0.7), score("bartail_finch", 0.2)];
+    assert_eq!(
+        d.decide(&with_taxa(prediction(&sure_blank), 0.9, 0.9)),
+        Outcome::Blank { probability: 0.7 }
+    );
+}
+
+#[test]
+fn an_event_without_species_frames_is_the_taxon_its_frames_vote_for() {
+    let mut g = EventGrouper::new(Duration::from_secs(60), 0);
+    g.push(&frame("a", 0, unknown("finch", 0.3)));
+    g.push(&frame("b", 1, taxon(Rank::Genus, "Conizona", 0.7, "finch")));
+    g.push(&frame(
+        "c",
+        2,
+        taxon(Rank::Family, "Conirostridae", 0.8, "chat"),
+    ));
+    g.push(&frame(
+        "d",
+        3,
+        taxon(Rank::Genus, "Conizona", 0.65, "finch"),
+    ));
+    let event = g.flush().unwrap();
+    assert_eq!(
+        event.outcome,
+        EventOutcome::Taxon {
+            rank: Rank::Genus,
+            name: "Conizona".into()
+        }
+    );
+    assert_eq!(
+        (event.best_media_id.as_str(), event.best_probability),
+        ("b", 0.7)
+    );
+    // One species frame outweighs them.
+    g.push(&frame(
+        "e",
+        100,
+        taxon(Rank::Genus, "Conizona", 0.9, "finch"),
+    ));
+    g.push(&frame("f", 101, species("finch", 0.6)));
+    assert_eq!(
+        g.flush().unwrap().outcome,
+        EventOutcome::Species {
+            label: "finch".into()
+        }
+    );
 }
 
 fn blank() -> Outcome {

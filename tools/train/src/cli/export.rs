@@ -70,6 +70,10 @@ pub struct ExportArgs {
     /// (the rest would be answered unknown), in (0, 1].
     #[arg(long, default_value_t = open_world::DEFAULT_TARGET_RECALL, value_parser = parse_recall)]
     pub open_world_recall: f64,
+    /// The classes' genus, family, order and class, for roll-up answers: a synthetic
+    /// dataset's species.json or a CSV file (`label` and any of genus, family, order, class).
+    #[arg(long)]
+    pub taxonomy: Option<PathBuf>,
 }
 
 /// Runs `export`.
@@ -103,6 +107,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             target_recall: args.open_world_recall,
             ..OpenWorldOptions::default()
         },
+        taxonomy: args.taxonomy,
     };
     let report =
         export_bundle(&opts).with_context(|| format!("exporting {}", opts.checkpoint.display()))?;

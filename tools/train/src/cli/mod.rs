@@ -11,6 +11,7 @@ pub mod histogram;
 pub mod open_world_scores;
 pub mod pretrain;
 pub mod pretrain_vision;
+pub mod set_taxonomy;
 pub mod synth;
 pub mod synth_scenes;
 pub mod train;
@@ -41,6 +42,9 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Calibrate an existing bundle's unknown-species threshold and rewrite only its manifest.
     CalibrateOpenWorld(calibrate_open_world::CalibrateOpenWorldArgs),
+    /// Give an existing bundle's classes their taxonomy (species.json or a CSV file) for
+    /// roll-up answers; rewrites only its manifest.
+    SetTaxonomy(set_taxonomy::SetTaxonomyArgs),
     /// Write every candidate unknown-species score of an ImageFolder's images (JSON lines).
     OpenWorldScores(open_world_scores::OpenWorldScoresArgs),
     /// Print the projected image and text features of a CLIP checkpoint as JSON.
@@ -70,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(a),
         Command::CalibrateOpenWorld(a) => calibrate_open_world::run(a),
         Command::OpenWorldScores(a) => open_world_scores::run(a),
+        Command::SetTaxonomy(a) => set_taxonomy::run(a),
         Command::Pretrain(a) => pretrain::run(a),
         Command::PretrainVision(a) => pretrain_vision::run(a),
         Command::EvalVision(a) => eval_vision::run(a),

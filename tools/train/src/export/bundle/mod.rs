@@ -39,6 +39,7 @@ use crate::data::Dataset;
 use crate::model::classifier::Head as ModelHead;
 use crate::model::{HeadKind as TrainHeadKind, Model, ModelError};
 use crate::open_world::{calibrate_section, install, OpenWorldError, OpenWorldOptions};
+use crate::taxonomy_file::{self, TaxonomyFileError};
 use crate::train::run::{resolve, RunConfig};
 use crate::train::trainer::load_trained;
 use images::{pick_per_class, preprocess_files};
@@ -75,6 +76,8 @@ pub struct BundleOptions {
     pub overwrite: bool,
     /// How `[open_world]` is calibrated on the evaluation set.
     pub open_world: OpenWorldOptions,
+    /// The classes' taxonomies (species.json or CSV, [`crate::taxonomy_file`]), if any.
+    pub taxonomy: Option<PathBuf>,
 }
 
 /// What an export wrote and measured.
@@ -111,6 +114,9 @@ pub enum BundleError {
     /// The open-world threshold could not be calibrated.
     #[error("calibrating the open-world threshold: {0}")]
     OpenWorld(String),
+    /// The taxonomy file could not be read or does not cover the classes.
+    #[error(transparent)]
+    Taxonomy(#[from] TaxonomyFileError),
     /// Writing an image graph failed.
     #[error(transparent)]
     Graph(#[from] ExportError),
@@ -140,6 +146,10 @@ pub fn export_bundle(opts: &BundleOptions) -> Result<BundleReport, BundleError> 
     if opts.out.exists() && !opts.overwrite {
         return Err(BundleError::Exists(opts.out.clone()));
     }
+    if let Some(path) = &opts.taxonomy {
+        // Refused before the export's minutes of work rather than after.
+        taxonomy_file::read(path)?;
+    }
     let device = Device::Cpu;
     let (run, model) =
         load_trained(&opts.checkpoint, &device).map_err(|e| BundleError::Run(format!("{e:#}")))?;
@@ -162,7 +172,10 @@ pub fn export_bundle(opts: &BundleOptions) -> Result<BundleReport, BundleError> 
     write_manifest(&manifest, &staging)?;
     let open_world = |e: OpenWorldError| BundleError::OpenWorld(e.to_string());
     let calibrated = calibrate_section(&fp32, &eval, &opts.open_world).map_err(open_world)?;
-    let manifest = install(&staging, calibrated).map_err(open_world)?;
+    let mut manifest = install(&staging, calibrated).map_err(open_world)?;
+    if let Some(path) = &opts.taxonomy {
+        manifest = taxonomy_file::install(&staging, path, &opts.open_world.blank_label)?;
+    }
     publish(&staging, &opts.out)?;
     Ok(BundleReport { manifest, quant })
 }
