@@ -150,20 +150,23 @@ fn a_truncated_file_is_a_size_mismatch() {
 }
 
 #[test]
-fn a_manifest_of_a_newer_format_says_which_format_this_runtime_reads() {
+fn a_format_1_bundle_opens_and_a_newer_format_says_which_formats_this_runtime_reads() {
     let dir = tempfile::tempdir().unwrap();
     fresh(dir.path());
     let path = dir.path().join("manifest.toml");
     let text = fs::read_to_string(&path).unwrap();
+    // A bundle without the format-2 fields is written as format 1 and opens as it did.
+    assert!(text.starts_with("format_version = 1\n"), "{text}");
+    Bundle::open(dir.path()).unwrap();
     fs::write(
         &path,
-        text.replace("format_version = 1", "format_version = 2"),
+        text.replace("format_version = 1", "format_version = 3"),
     )
     .unwrap();
     let (_, message) = open_error(dir.path());
     assert!(message.contains("manifest.toml"), "{message}");
-    assert!(message.contains("format_version 2 is newer"), "{message}");
-    assert!(message.contains("reads format_version 1"), "{message}");
+    assert!(message.contains("format_version 3 is newer"), "{message}");
+    assert!(message.contains("reads format_version 1 to 2"), "{message}");
 }
 
 #[test]
