@@ -38,6 +38,7 @@
 //! - [`kernels`]: what the passes' ops compute: the portable reference kernels, each
 //!   architecture's faster ones, and the one table of them a process uses.
 //! - [`profile`]: per-operation times of a plan (`xrvlm bench --profile`).
+//! - [`maps`]: the part maps as a plan's second output (`xrvlm classify --explain`).
 //! - `cpu_features`: what the CPU offers beyond the baseline (fp16), and what tract is told.
 
 use std::fmt;
@@ -54,6 +55,7 @@ use tract_onnx::tract_core::transform::ModelTransform;
 
 use crate::bundle::manifest::ModelPrecision;
 use crate::bundle::{Bundle, BundleError};
+use maps::MapsShape;
 use passes::Passes;
 
 /// The name of our int8 linear layer op in a plan ([`passes::linear`]).
@@ -176,6 +178,35 @@ pub enum EngineError {
         /// What came back.
         found: Vec<usize>,
     },
+    /// Part maps asked of a bundle whose manifest names no maps tensor for the model.
+    #[error(
+        "{}: the manifest names no part_maps tensor for this image model, so it cannot \
+         explain its predictions (re-export the bundle, or add part_maps to its [[files]] entry)",
+        file.display()
+    )]
+    NoPartMaps {
+        /// The ONNX file.
+        file: PathBuf,
+    },
+    /// The tensor the manifest names as the part maps is not UnA's maps.
+    #[error(
+        "{}: part_maps tensor {tensor:?} has shape {found:?}, expected (1, M+1 = {rows}, g²): \
+         UnA's softmax maps of one image over a square grid of tokens",
+        file.display()
+    )]
+    PartMapsShape {
+        /// The ONNX file.
+        file: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// M + 1.
+        rows: usize,
+        /// Its shape in the plan (`None` where it is not concrete).
+        found: Option<Vec<usize>>,
+    },
+    /// [`Plan::run_explained`] on a plan built without part maps.
+    #[error("this plan was built without part maps (Plan::load_explained builds one with them)")]
+    NotExplained,
 }
 
 /// How to build a plan.
@@ -209,6 +240,8 @@ pub struct Plan {
     /// M and D.
     parts: usize,
     embed: usize,
+    /// The part maps' layout in the second output, for a plan built with them.
+    maps: Option<MapsShape>,
 }
 
 /// What a plan needs to know of its image model besides the graph.
@@ -258,6 +291,38 @@ impl Plan {
         Self::from_onnx(model.path(), model.bytes(), shape, options)
     }
 
+    /// [`Plan::load`] with the part maps as a second output ([`Plan::run_explained`]): the
+    /// tensor the manifest's `part_maps` names for the precision's file. The first output is
+    /// bit for bit that of [`Plan::load`]'s plan.
+    pub fn load_explained(bundle: &Bundle, options: PlanOptions) -> Result<Self, EngineError> {
+        let precision = options.precision;
+        check_available(precision)?;
+        let not_in_bundle = || EngineError::NotInBundle {
+            dir: bundle.dir().to_path_buf(),
+            precision,
+            needed: precision.source(),
+        };
+        let entry = bundle
+            .manifest()
+            .visual_file(precision.source())
+            .ok_or_else(not_in_bundle)?;
+        let model = bundle
+            .image_model(precision.source())
+            .ok_or_else(not_in_bundle)??;
+        let tensor = entry
+            .part_maps
+            .as_deref()
+            .ok_or_else(|| EngineError::NoPartMaps {
+                file: model.path().to_path_buf(),
+            })?;
+        let shape = ModelShape {
+            image_size: bundle.manifest().backbone.image_size as usize,
+            parts: bundle.dims().parts(),
+            embed: bundle.dims().embed(),
+        };
+        Self::from_onnx_explained(model.path(), model.bytes(), shape, options, tensor)
+    }
+
     /// The plan the device runs for the ONNX image model `onnx` (called `name` in errors): the
     /// batch fixed to one image, converted to f16 when asked, and the engine's passes applied
     /// around tract's optimizer. The one way a graph becomes a plan: bundles load through it,
@@ -270,10 +335,61 @@ impl Plan {
     ) -> Result<Self, EngineError> {
         check_available(options.precision)?;
         let executor = executor(options);
-        let runnable =
-            build(onnx, shape.image_size, options, &executor).map_err(|e| EngineError::Load {
+        let runnable = build(onnx, shape.image_size, options, &executor, None).map_err(|e| {
+            EngineError::Load {
                 file: name.to_path_buf(),
                 message: format!("{e:#}"),
+            }
+        })?;
+        Ok(Self {
+            options,
+            runnable,
+            executor,
+            image_size: shape.image_size,
+            parts: shape.parts,
+            embed: shape.embed,
+            maps: None,
+        })
+    }
+
+    /// [`Plan::from_onnx`] with the value called `maps_tensor`, UnA's softmax maps
+    /// (1, M+1, T), as a second output ([`maps`]).
+    pub fn from_onnx_explained(
+        name: &Path,
+        onnx: &[u8],
+        shape: ModelShape,
+        options: PlanOptions,
+        maps_tensor: &str,
+    ) -> Result<Self, EngineError> {
+        check_available(options.precision)?;
+        let executor = executor(options);
+        let load_error = |e: TractError| EngineError::Load {
+            file: name.to_path_buf(),
+            message: format!("{e:#}"),
+        };
+        let runnable = build(
+            onnx,
+            shape.image_size,
+            options,
+            &executor,
+            Some(maps_tensor),
+        )
+        .map_err(load_error)?;
+        let found = runnable
+            .model()
+            .output_fact(1)
+            .map_err(load_error)?
+            .shape
+            .as_concrete()
+            .map(<[usize]>::to_vec);
+        let maps = found
+            .as_deref()
+            .and_then(|found| MapsShape::of(found, shape.parts))
+            .ok_or_else(|| EngineError::PartMapsShape {
+                file: name.to_path_buf(),
+                tensor: maps_tensor.to_string(),
+                rows: shape.parts + 1,
+                found,
             })?;
         Ok(Self {
             options,
@@ -282,7 +398,13 @@ impl Plan {
             image_size: shape.image_size,
             parts: shape.parts,
             embed: shape.embed,
+            maps: Some(maps),
         })
+    }
+
+    /// Whether the plan was built with the part maps ([`Plan::run_explained`]).
+    pub fn is_explained(&self) -> bool {
+        self.maps.is_some()
     }
 
     /// The options the plan was built with.
@@ -323,38 +445,65 @@ impl Plan {
         }
     }
 
+    /// Runs one preprocessed image (3, S, S) and returns its parts (M, D) and its part maps,
+    /// on a plan built with them ([`Plan::load_explained`]).
+    pub fn run_explained(&self, image: &[f32]) -> Result<(Vec<f32>, PartMaps), EngineError> {
+        let maps = self.maps.ok_or(EngineError::NotExplained)?;
+        if image.len() != self.input_len() {
+            return Err(EngineError::InputShape {
+                len: image.len(),
+                per_image: self.input_len(),
+            });
+        }
+        let outputs = self.run_outputs(image)?;
+        let parts = self.parts_of(&outputs[0])?;
+        let values = plain_f32(&outputs[1])?;
+        Ok((parts, maps.part_maps(&values)))
+    }
+
     /// Runs one preprocessed image (3, S, S) and returns its parts (M, D).
     fn run_one(&self, image: &[f32]) -> Result<Vec<f32>, EngineError> {
-        let n = 1;
+        let outputs = self.run_outputs(image)?;
+        self.parts_of(&outputs[0])
+    }
+
+    /// Every output of the plan for one preprocessed image (3, S, S), as f32.
+    fn run_outputs(&self, image: &[f32]) -> Result<TVec<Tensor>, EngineError> {
         let s = self.image_size;
-        let run = || -> TractResult<Tensor> {
-            let mut input = Tensor::from_shape(&[n, 3, s, s], image)?;
+        let run = || -> TractResult<TVec<Tensor>> {
+            let mut input = Tensor::from_shape(&[1, 3, s, s], image)?;
             if self.options.precision == Precision::F16 {
                 input = input.cast_to::<f16>()?.into_owned();
             }
-            let mut outputs = self.runnable.run(tvec!(input.into_tvalue()))?;
-            Ok(outputs
-                .remove(0)
-                .into_tensor()
-                .cast_to::<f32>()?
-                .into_owned())
+            let outputs = self.runnable.run(tvec!(input.into_tvalue()))?;
+            outputs
+                .into_iter()
+                .map(|output| Ok(output.into_tensor().cast_to::<f32>()?.into_owned()))
+                .collect()
         };
-        let parts = self
-            .in_pool(run)
-            .map_err(|e| EngineError::Run(format!("{e:#}")))?;
-        let expected = vec![n, self.parts, self.embed];
+        self.in_pool(run)
+            .map_err(|e| EngineError::Run(format!("{e:#}")))
+    }
+
+    /// The values of one image's parts output, checked to be (1, M, D).
+    fn parts_of(&self, parts: &Tensor) -> Result<Vec<f32>, EngineError> {
+        let expected = vec![1, self.parts, self.embed];
         if parts.shape() != expected.as_slice() {
             return Err(EngineError::OutputShape {
                 expected,
                 found: parts.shape().to_vec(),
             });
         }
-        let data = parts
-            .try_as_plain_ram()
-            .and_then(|view| Ok(view.as_slice::<f32>()?.to_vec()))
-            .map_err(|e| EngineError::Run(format!("{e:#}")))?;
-        Ok(data)
+        plain_f32(parts)
     }
+}
+
+/// The values of an f32 tensor.
+fn plain_f32(tensor: &Tensor) -> Result<Vec<f32>, EngineError> {
+    tensor
+        .try_as_plain_ram()
+        .and_then(|view| Ok(view.as_slice::<f32>()?.to_vec()))
+        .map_err(|e| EngineError::Run(format!("{e:#}")))
 }
 
 /// Refuses a precision this CPU cannot run ([`Precision::is_available`]).
@@ -394,34 +543,47 @@ fn tract_products(
     })
 }
 
-/// ONNX bytes → optimized model ([`optimized`]) → runnable on `executor`.
+/// ONNX bytes → optimized model ([`optimized_with`], every pass that applies) → runnable on
+/// `executor`; with the value called `maps` as a second output when given.
 fn build(
     onnx: &[u8],
     image_size: usize,
     options: PlanOptions,
     executor: &Executor,
+    maps: Option<&str>,
 ) -> TractResult<Arc<TypedRunnableModel>> {
-    runnable(optimized(onnx, image_size, options)?, executor)
+    let passes = Passes::for_plan(options);
+    runnable(
+        optimized_with(onnx, image_size, options, passes, maps)?,
+        executor,
+    )
 }
 
 /// tract's optimized model with every pass that applies ([`Passes::for_plan`]).
+#[cfg(test)]
 fn optimized(onnx: &[u8], image_size: usize, options: PlanOptions) -> TractResult<TypedModel> {
-    optimized_with(onnx, image_size, options, Passes::for_plan(options))
+    optimized_with(onnx, image_size, options, Passes::for_plan(options), None)
 }
 
-/// ONNX bytes → typed model for one image (→ f16) → our passes around tract's optimizer.
+/// ONNX bytes → typed model for one image (→ f16) → our passes around tract's optimizer. With
+/// `maps`, the value of that name becomes the model's second output before anything is
+/// optimized ([`maps::add_maps_output`]); without, the graph is the file's.
 fn optimized_with(
     onnx: &[u8],
     image_size: usize,
     options: PlanOptions,
     passes: Passes,
+    maps: Option<&str>,
 ) -> TractResult<TypedModel> {
     // Before tract's kernels are first used: it probes its instruction sets once.
     cpu_features::features();
     let mut model = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])?
-        .with_input_fact(0, f32::fact([1, 3, image_size, image_size]).into())?
-        .into_typed()?;
+        .with_input_fact(0, f32::fact([1, 3, image_size, image_size]).into())?;
+    if let Some(tensor) = maps {
+        maps::add_maps_output(&mut model, tensor)?;
+    }
+    let mut model = model.into_typed()?;
     if options.precision == Precision::F16 {
         model = model.into_decluttered()?;
         FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
@@ -470,17 +632,21 @@ fn tiny_plan(
             model.image_size,
             options,
             &executor,
+            None,
         )
         .unwrap(),
         executor,
         image_size: model.image_size,
         parts: model.parts,
         embed: model.embed,
+        maps: None,
     }
 }
 mod cpu_features;
 mod kernels;
+pub mod maps;
 mod passes;
+pub use maps::PartMaps;
 pub use profile::{OpTime, Profile};
 
 #[cfg(test)]

@@ -194,6 +194,11 @@ pub struct FileEntry {
     pub sha256: Sha256Digest,
     /// Size in bytes.
     pub bytes: u64,
+    /// Only on `visual` files: the name of the tensor in this ONNX file that holds UnA's part
+    /// maps, the softmax over the tokens `A1` of shape (N, M+1, T) with the background map
+    /// last (`xrvlm classify --explain`; `crate::engine::maps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_maps: Option<String>,
 }
 
 /// Roles of bundle files.
