@@ -352,8 +352,9 @@ impl Plan {
         })
     }
 
-    /// [`Plan::from_onnx`] with the value called `maps_tensor`, UnA's softmax maps
-    /// (1, M+1, T), as a second output ([`maps`]).
+    /// [`Plan::from_onnx`] with the softmax that computes `maps_tensor`, UnA's maps
+    /// (1, M+1, T), as a second output ([`maps`]); the first output is bit for bit
+    /// [`Plan::from_onnx`]'s.
     pub fn from_onnx_explained(
         name: &Path,
         onnx: &[u8],
@@ -375,22 +376,13 @@ impl Plan {
             Some(maps_tensor),
         )
         .map_err(load_error)?;
-        let found = runnable
-            .model()
-            .output_fact(1)
-            .map_err(load_error)?
-            .shape
-            .as_concrete()
-            .map(<[usize]>::to_vec);
-        let maps = found
-            .as_deref()
-            .and_then(|found| MapsShape::of(found, shape.parts))
-            .ok_or_else(|| EngineError::PartMapsShape {
-                file: name.to_path_buf(),
-                tensor: maps_tensor.to_string(),
-                rows: shape.parts + 1,
-                found,
-            })?;
+        let (found, maps) = maps::maps_output(runnable.model(), shape.parts).map_err(load_error)?;
+        let maps = maps.ok_or_else(|| EngineError::PartMapsShape {
+            file: name.to_path_buf(),
+            tensor: maps_tensor.to_string(),
+            rows: shape.parts + 1,
+            found,
+        })?;
         Ok(Self {
             options,
             runnable,
@@ -566,8 +558,9 @@ fn optimized(onnx: &[u8], image_size: usize, options: PlanOptions) -> TractResul
 }
 
 /// ONNX bytes → typed model for one image (→ f16) → our passes around tract's optimizer. With
-/// `maps`, the value of that name becomes the model's second output before anything is
-/// optimized ([`maps::add_maps_output`]); without, the graph is the file's.
+/// `maps`, the softmax of that name becomes the optimized model's second output
+/// ([`maps::tap_maps`]: after optimizing, so that the model computes what it computes
+/// without).
 fn optimized_with(
     onnx: &[u8],
     image_size: usize,
@@ -579,11 +572,8 @@ fn optimized_with(
     cpu_features::features();
     let mut model = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])?
-        .with_input_fact(0, f32::fact([1, 3, image_size, image_size]).into())?;
-    if let Some(tensor) = maps {
-        maps::add_maps_output(&mut model, tensor)?;
-    }
-    let mut model = model.into_typed()?;
+        .with_input_fact(0, f32::fact([1, 3, image_size, image_size]).into())?
+        .into_typed()?;
     if options.precision == Precision::F16 {
         model = model.into_decluttered()?;
         FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
@@ -591,6 +581,9 @@ fn optimized_with(
     }
     let mut model = passes.before_optimizing(model)?.into_optimized()?;
     passes.after_optimizing(&mut model)?;
+    if let Some(tensor) = maps {
+        maps::tap_maps(&mut model, tensor)?;
+    }
     Ok(model)
 }
 

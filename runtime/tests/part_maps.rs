@@ -41,18 +41,16 @@ fn sample_inputs(classifier: &Classifier) -> Vec<Vec<f32>> {
 #[test]
 fn demo_part_maps_each_sum_to_one_over_the_tokens_at_fp32_and_int8() {
     for precision in [Precision::Fp32, Precision::Int8] {
-        let bundle = Bundle::open(demo_bundle()).unwrap();
+        let bundle = Bundle::open(&demo_bundle()).unwrap();
         let parts = bundle.dims().parts();
+        let backbone = &bundle.manifest().backbone;
+        let grid = (backbone.image_size / backbone.patch_size) as usize;
         let plan = Plan::load_explained(&bundle, options(precision)).unwrap();
         let classifier = Classifier::new(bundle, options(precision)).unwrap();
         for (i, input) in sample_inputs(&classifier).iter().enumerate() {
             let (_, maps) = plan.run_explained(input).unwrap();
             assert_eq!(maps.parts(), parts, "{precision}: one map per part");
-            assert_eq!(
-                maps.grid(),
-                7,
-                "{precision}: 96 px at stride 32… 7×7 tokens"
-            );
+            assert_eq!(maps.grid(), grid, "{precision}: one token per patch");
             for (part, map) in maps.maps().enumerate() {
                 let sum: f32 = map.iter().sum();
                 assert!(
@@ -68,7 +66,7 @@ fn demo_part_maps_each_sum_to_one_over_the_tokens_at_fp32_and_int8() {
 #[test]
 fn demo_parts_are_bit_identical_with_and_without_the_maps_output() {
     for precision in [Precision::Fp32, Precision::Int8] {
-        let bundle = Bundle::open(demo_bundle()).unwrap();
+        let bundle = Bundle::open(&demo_bundle()).unwrap();
         let plain = Plan::load(&bundle, options(precision)).unwrap();
         let explained = Plan::load_explained(&bundle, options(precision)).unwrap();
         assert!(!plain.is_explained() && explained.is_explained());
@@ -85,7 +83,7 @@ fn demo_parts_are_bit_identical_with_and_without_the_maps_output() {
 
 #[test]
 fn a_plain_plan_refuses_to_explain() {
-    let bundle = Bundle::open(demo_bundle()).unwrap();
+    let bundle = Bundle::open(&demo_bundle()).unwrap();
     let plan = Plan::load(&bundle, options(Precision::Fp32)).unwrap();
     let input = vec![0.0; plan.input_len()];
     let err = plan.run_explained(&input).unwrap_err();
@@ -116,19 +114,19 @@ fn a_maps_tensor_that_is_missing_or_not_maps_is_refused_by_name() {
             .unwrap_err();
     assert!(matches!(err, EngineError::Load { .. }), "{err}");
     assert!(err.to_string().contains("\"una/nothing\""), "{err}");
-    // Z = A·F, (1, M+1, D): the right rows, but 128 is no grid of tokens.
-    let err = Plan::from_onnx_explained(
-        &file,
-        &onnx,
-        shape,
-        options(Precision::Fp32),
-        "una/MatMul_59",
-    )
-    .unwrap_err();
-    match err {
+    let explain = |shape: ModelShape, tensor: &str| {
+        Plan::from_onnx_explained(&file, &onnx, shape, options(Precision::Fp32), tensor)
+            .unwrap_err()
+    };
+    // Z = A·F exists, but is no softmax.
+    let err = explain(shape, "una/MatMul_59");
+    assert!(err.to_string().contains("no softmax"), "{err}");
+    // The maps of a model of 4 parts read as if it had 3.
+    let three = ModelShape { parts: 3, ..shape };
+    match explain(three, "una/Softmax_55") {
         EngineError::PartMapsShape { rows, found, .. } => {
-            assert_eq!(rows, 5);
-            assert_eq!(found, Some(vec![1, 5, 128]));
+            assert_eq!(rows, 4);
+            assert_eq!(found.map(|s| s.iter().product::<usize>()), Some(5 * 9));
         }
         other => panic!("{other}"),
     }
@@ -181,7 +179,7 @@ fn classify_explain_writes_one_png_per_image_and_records_a_broken_one() {
     for name in &written {
         let png = image::open(maps.join(name)).unwrap();
         let (width, height) = (png.width(), png.height());
-        let expected = xrvlm_runtime::part_maps::Layout::new(4).size();
+        let expected = xrvlm_runtime::part_maps::Layout::new(4, 96).size();
         assert_eq!((width, height), expected, "{name}");
     }
 }

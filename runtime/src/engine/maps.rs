@@ -4,14 +4,20 @@
 //! The bundle names, per image-model file, the tensor holding UnA's softmax maps
 //! `A1 = softmax over tokens (N, M+1, T)` (the manifest's `part_maps`; the last of the M+1
 //! rows is the background map). A plan built with that name ([`super::Plan::load_explained`])
-//! gets the tensor as its second output *before* tract optimizes the graph, so tract keeps it
-//! rather than fusing it away; a plan built without it is the plan `Plan::load` builds, graph
-//! and speed alike. This file owns that rewiring of the outputs, the check of the tensor's
-//! shape, and [`PartMaps`], one image's maps with the background dropped (as UnA drops it from
-//! the parts).
+//! is the plan `Plan::load` builds, optimized exactly as it is, with the softmax's output added
+//! as a second output *after* tract has optimized the graph. Added before, the output pins the
+//! maps' (M+1, T) layout, and tract then computes UnA in another order (it keeps the
+//! transpose and runs the softmax over a strided axis), which moved the demo's parts by one or
+//! two ulp; added after, the parts are bit for bit those of the plain plan. The cost is that
+//! the maps are read in whatever layout tract chose: the softmax op says which axis is the
+//! tokens', and the one other axis longer than one holds the M+1 rows ([`MapsShape::of`]).
+//!
+//! This file owns that tap on the optimized graph, the check of the maps' shape, and
+//! [`PartMaps`], one image's maps with the background dropped (as UnA drops it from the parts).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::nn::Softmax;
 
 /// The maps of one image: M maps over a `grid × grid` layout of tokens, row-major, each the
 /// softmax over the tokens (non-negative, summing to one).
@@ -62,43 +68,95 @@ impl PartMaps {
     }
 }
 
-/// Where the maps sit in a plan's second output (1, M+1, T), T = grid².
+/// Where the maps sit in a plan's second output, in the layout tract chose: M+1 rows of
+/// T = grid² tokens, each at its stride in the flat output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct MapsShape {
     /// M + 1: the parts' maps and the background's.
     pub rows: usize,
     /// The side of the token grid.
     pub grid: usize,
+    /// Elements from one row to the next in the output.
+    pub row_stride: usize,
+    /// Elements from one token to the next in the output.
+    pub token_stride: usize,
 }
 
 impl MapsShape {
-    /// The shape of the maps output of a plan with `parts` parts, if `shape` is
-    /// `(1, parts + 1, g²)`.
-    pub fn of(shape: &[usize], parts: usize) -> Option<Self> {
-        let [1, rows, tokens] = *shape else {
-            return None;
-        };
+    /// The layout of a softmax output of `shape` over `axis` for a plan of `parts` parts: the
+    /// softmax axis holds g² tokens, one other axis the M+1 rows, every other axis is 1.
+    pub fn of(shape: &[usize], axis: usize, parts: usize) -> Option<Self> {
+        let tokens = *shape.get(axis)?;
         let grid = (tokens as f64).sqrt().round() as usize;
-        (rows == parts + 1 && grid * grid == tokens && tokens > 0).then_some(Self { rows, grid })
+        if tokens == 0 || grid * grid != tokens {
+            return None;
+        }
+        let stride = |i: usize| shape[i + 1..].iter().product::<usize>();
+        let mut others = (0..shape.len()).filter(|&i| i != axis && shape[i] != 1);
+        let rows_axis = others.next()?;
+        if others.next().is_some() || shape[rows_axis] != parts + 1 {
+            return None;
+        }
+        Some(Self {
+            rows: parts + 1,
+            grid,
+            row_stride: stride(rows_axis),
+            token_stride: stride(axis),
+        })
     }
 
     /// The parts' maps of one image's output, the background row dropped.
     pub fn part_maps(&self, output: &[f32]) -> PartMaps {
         let t = self.grid * self.grid;
-        PartMaps::new(
-            self.rows - 1,
-            self.grid,
-            output[..(self.rows - 1) * t].to_vec(),
-        )
+        let values = (0..self.rows - 1)
+            .flat_map(|r| (0..t).map(move |i| output[r * self.row_stride + i * self.token_stride]))
+            .collect();
+        PartMaps::new(self.rows - 1, self.grid, values)
     }
 }
 
-/// Makes the value called `tensor` (an ONNX node output) the model's second output, after its
-/// own.
-pub(super) fn add_maps_output(model: &mut InferenceModel, tensor: &str) -> TractResult<()> {
-    let maps = model.find_outlet_label(tensor).with_context(|| {
-        format!("the model has no tensor called {tensor:?} (the manifest's part_maps)")
-    })?;
+/// The concrete shape of the optimized model's second output (the tap of [`tap_maps`]), and
+/// its layout as maps for `parts` parts if it is one.
+pub(super) fn maps_output(
+    model: &TypedModel,
+    parts: usize,
+) -> TractResult<(Option<Vec<usize>>, Option<MapsShape>)> {
+    let outlet = model.output_outlets()?[1];
+    let shape = model
+        .outlet_fact(outlet)?
+        .shape
+        .as_concrete()
+        .map(<[usize]>::to_vec);
+    let axis = match model.node(outlet.node).op_as::<Softmax>() {
+        Some(op) if op.axes.len() == 1 => op.axes[0],
+        _ => return Ok((shape, None)),
+    };
+    let layout = shape.as_deref().and_then(|s| MapsShape::of(s, axis, parts));
+    Ok((shape, layout))
+}
+
+/// Makes the output of the softmax that computed `tensor` (the manifest's `part_maps`) the
+/// optimized model's second output, after its own. tract names
+/// the node after the ONNX value (or after the ONNX node, `{tensor}#node`, when it kept it).
+pub(super) fn tap_maps(model: &mut TypedModel, tensor: &str) -> TractResult<()> {
+    let node_name = format!("{tensor}#node");
+    let softmax = model
+        .nodes()
+        .iter()
+        .filter(|n| n.name == tensor || n.name == node_name)
+        .find_map(|n| Some((n.id, n.op_as::<Softmax>()?.axes.clone())));
+    let Some((id, axes)) = softmax else {
+        bail!(
+            "the optimized image model has no softmax called {tensor:?} (the manifest's \
+             part_maps names UnA's softmax maps)"
+        );
+    };
+    if axes.len() != 1 {
+        bail!(
+            "the softmax {tensor:?} runs over {} axes, not one (the tokens)",
+            axes.len()
+        );
+    }
     let outputs = model.output_outlets()?.to_vec();
     if outputs.len() != 1 {
         bail!(
@@ -106,7 +164,7 @@ pub(super) fn add_maps_output(model: &mut InferenceModel, tensor: &str) -> Tract
             outputs.len()
         );
     }
-    model.select_output_outlets(&[outputs[0], maps])
+    model.select_output_outlets(&[outputs[0], OutletId::new(id, 0)])
 }
 
 #[cfg(test)]
@@ -114,31 +172,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn maps_shape_wants_one_image_m_plus_one_rows_and_a_square_grid() {
+    fn maps_shape_wants_a_square_softmax_axis_and_m_plus_one_rows() {
+        // As exported, (1, M+1, T) over axis 2.
+        let exported = MapsShape::of(&[1, 5, 9], 2, 4).unwrap();
+        let expected = MapsShape {
+            rows: 5,
+            grid: 3,
+            row_stride: 9,
+            token_stride: 1,
+        };
+        assert_eq!(exported, expected);
+        // As tract lays it out without the batch axis and the transpose, (T, M+1) over axis 0.
+        let transposed = MapsShape::of(&[9, 5], 0, 4).unwrap();
+        assert_eq!((transposed.row_stride, transposed.token_stride), (1, 5));
         assert_eq!(
-            MapsShape::of(&[1, 5, 49], 4),
-            Some(MapsShape { rows: 5, grid: 7 })
-        );
-        assert_eq!(
-            MapsShape::of(&[1, 4, 49], 4),
+            MapsShape::of(&[1, 4, 9], 2, 4),
             None,
             "background row missing"
         );
-        assert_eq!(MapsShape::of(&[1, 5, 48], 4), None, "not a square grid");
-        assert_eq!(MapsShape::of(&[2, 5, 49], 4), None, "two images");
-        assert_eq!(MapsShape::of(&[5, 49], 4), None);
-        assert_eq!(MapsShape::of(&[1, 1, 0], 0), None);
+        assert_eq!(MapsShape::of(&[1, 5, 8], 2, 4), None, "not a square grid");
+        assert_eq!(MapsShape::of(&[2, 5, 9], 2, 4), None, "two images");
+        assert_eq!(
+            MapsShape::of(&[1, 5, 9], 1, 4),
+            None,
+            "softmax over the rows"
+        );
+        assert_eq!(MapsShape::of(&[1, 5, 9], 3, 4), None);
+        assert_eq!(MapsShape::of(&[1, 5, 0], 2, 4), None);
     }
 
     #[test]
-    fn part_maps_drop_the_background_row() {
-        let shape = MapsShape { rows: 3, grid: 2 };
-        let output: Vec<f32> = (0..12).map(|v| v as f32).collect();
-        let maps = shape.part_maps(&output);
-        assert_eq!(maps.parts(), 2);
-        assert_eq!(maps.grid(), 2);
-        assert_eq!(maps.map(0), &[0.0, 1.0, 2.0, 3.0]);
-        assert_eq!(maps.map(1), &[4.0, 5.0, 6.0, 7.0]);
-        assert_eq!(maps.maps().count(), 2);
+    fn part_maps_read_either_layout_and_drop_the_background_row() {
+        // Three rows of 2×2 tokens, value = 10·row + token.
+        let exported: Vec<f32> = (0..3)
+            .flat_map(|r| (0..4).map(move |t| (10 * r + t) as f32))
+            .collect();
+        let transposed: Vec<f32> = (0..4)
+            .flat_map(|t| (0..3).map(move |r| (10 * r + t) as f32))
+            .collect();
+        for (shape, axis, output) in [([3, 4], 1, &exported), ([4, 3], 0, &transposed)] {
+            let maps = MapsShape::of(&shape, axis, 2).unwrap().part_maps(output);
+            assert_eq!(maps.parts(), 2);
+            assert_eq!(maps.grid(), 2);
+            assert_eq!(maps.map(0), &[0.0, 1.0, 2.0, 3.0]);
+            assert_eq!(maps.map(1), &[10.0, 11.0, 12.0, 13.0]);
+            assert_eq!(maps.maps().count(), 2);
+        }
     }
 }

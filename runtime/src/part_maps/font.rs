@@ -459,23 +459,12 @@ fn rows(c: char) -> &'static [&'static str] {
         .expect("the table has '?'")
 }
 
-/// Whether `c` has a glyph of its own (others draw as `?`).
-pub fn has_glyph(c: char) -> bool {
-    GLYPHS.iter().any(|(g, _)| *g == c)
-}
-
 /// Whether the pixel at column `x`, row `y` of `c`'s glyph is ink.
 pub fn ink(c: char, x: u32, y: u32) -> bool {
     rows(c)
         .get(y as usize)
         .and_then(|row| row.as_bytes().get(x as usize))
         == Some(&b'#')
-}
-
-/// Width in pixels of `text` drawn at `scale` (no trailing blank column).
-pub fn text_width(text: &str, scale: u32) -> u32 {
-    let n = text.chars().count() as u32;
-    (n * ADVANCE).saturating_sub(1) * scale
 }
 
 /// Draws `text` with its top-left corner at (`x`, `y`), each glyph pixel a `scale`×`scale`
@@ -504,6 +493,16 @@ pub fn draw_text(canvas: &mut RgbImage, x: u32, y: u32, text: &str, scale: u32, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn has_glyph(c: char) -> bool {
+        GLYPHS.iter().any(|(g, _)| *g == c)
+    }
+
+    /// Width in pixels of `text` at `scale` (no trailing blank column).
+    fn text_width(text: &str, scale: u32) -> u32 {
+        let n = text.chars().count() as u32;
+        (n * ADVANCE).saturating_sub(1) * scale
+    }
 
     #[test]
     fn every_glyph_is_5_wide_and_7_or_9_tall_of_ink_and_paper_only() {
