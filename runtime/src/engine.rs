@@ -190,8 +190,8 @@ pub enum EngineError {
     },
     /// The tensor the manifest names as the part maps is not UnA's maps.
     #[error(
-        "{}: part_maps tensor {tensor:?} has shape {found:?}, expected (1, M+1 = {rows}, g²): \
-         UnA's softmax maps of one image over a square grid of tokens",
+        "{}: part_maps tensor {tensor:?} has shape {found:?} in the optimized plan; UnA's maps \
+         of one image are a softmax over g² tokens (a square grid) for each of M+1 = {rows} maps",
         file.display()
     )]
     PartMapsShape {

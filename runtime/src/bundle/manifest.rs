@@ -660,6 +660,18 @@ fn validate_files(files: &[FileEntry]) -> Result<(), (String, String)> {
             }
             (FileRole::Golden, None) => {}
         }
+        match (&file.part_maps, file.role) {
+            (Some(_), role) if role != FileRole::Visual => {
+                return Err((
+                    field("part_maps"),
+                    "only an image model (role visual) has part maps".into(),
+                ))
+            }
+            (Some(name), _) if name.trim().is_empty() => {
+                return Err((field("part_maps"), "must not be empty".into()))
+            }
+            _ => {}
+        }
     }
     if !visual.contains(&ModelPrecision::Fp32) {
         return Err(("files".into(), "no visual file of precision fp32".into()));

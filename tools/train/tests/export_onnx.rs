@@ -579,7 +579,11 @@ fn both_graphs_name_unas_softmax_maps_for_the_runtime_and_keep_their_parts() {
     write_fp32(&model, &fp32).unwrap();
     let calibration = images(12, 100, 32);
     write_int8(&model, &calibration, &int8, &Int8Options::default(), None).unwrap();
-    let image = images(1, 7, 32).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let image = images(1, 7, 32)
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let shape = ModelShape {
         image_size: 32,
         parts: 3,
