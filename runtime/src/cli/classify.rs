@@ -363,6 +363,19 @@ mod tests {
     }
 
     #[test]
+    fn explain_takes_a_folder_and_is_for_whole_frames_only() {
+        let args = parse(&["a.jpg", "--explain", "maps"]).unwrap();
+        assert_eq!(args.explain.as_deref(), Some(std::path::Path::new("maps")));
+        assert_eq!(parse(&["a.jpg"]).unwrap().explain, None);
+        let err = parse(&["--detections", "md.json", "--explain", "maps"]).unwrap_err();
+        assert!(err.contains("cannot be used with"), "{err}");
+        assert!(
+            parse(&["a.jpg", "--explain"]).is_err(),
+            "the folder is required"
+        );
+    }
+
+    #[test]
     fn min_detection_conf_is_a_fraction() {
         for bad in ["1.5", "-0.1", "NaN", "high"] {
             let flag = format!("--min-detection-conf={bad}");
