@@ -10,10 +10,10 @@
 //! name the manifest file and the field.
 //!
 //! **Versions.** Every field added after format 1 belongs to the format that introduced it
-//! ([`Manifest::format_fields`]): format 2 added `[open_world]` and `classes[].taxonomy`. This
-//! runtime reads formats [`OLDEST_FORMAT_VERSION`] to [`FORMAT_VERSION`]; a manifest that uses
-//! a field newer than its own `format_version` is refused naming the field, and a newer format
-//! is refused as newer, with the versions this runtime reads. [`Manifest::to_toml`] writes the
+//! ([`Manifest::format_fields`]): format 2 added `[open_world]`, `classes[].taxonomy` and
+//! `files[].part_maps`. This runtime reads formats [`OLDEST_FORMAT_VERSION`] to
+//! [`FORMAT_VERSION`]; a manifest that uses a field newer than its own `format_version` is
+//! refused naming the field, and a newer format is refused as newer, with the versions this runtime reads. [`Manifest::to_toml`] writes the
 //! oldest format that holds the manifest's fields, so a bundle without the newer fields stays
 //! readable by older runtimes, and an older runtime refuses one with them by its version
 //! rather than by a field it does not know.
@@ -401,6 +401,11 @@ impl Manifest {
         for (i, class) in self.classes.iter().enumerate() {
             if class.taxonomy.is_some() {
                 fields.push((format!("classes[{i}].taxonomy"), 2));
+            }
+        }
+        for (i, file) in self.files.iter().enumerate() {
+            if file.part_maps.is_some() {
+                fields.push((format!("files[{i}].part_maps"), 2));
             }
         }
         fields

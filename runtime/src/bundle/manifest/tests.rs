@@ -349,7 +349,9 @@ fn a_prototype_score_and_the_prototypes_file_come_together() {
 #[test]
 fn part_maps_name_a_tensor_of_an_image_model_only() {
     let with_maps = |after: &str, name: &str| {
-        example().replacen(after, &format!("{after}\npart_maps = \"{name}\""), 1)
+        example()
+            .replacen("format_version = 1", "format_version = 2", 1)
+            .replacen(after, &format!("{after}\npart_maps = \"{name}\""), 1)
     };
     let text = with_maps("precision = \"int8\"", "una/maps");
     let manifest = parse(&text).unwrap();
@@ -362,4 +364,25 @@ fn part_maps_name_a_tensor_of_an_image_model_only() {
     assert!(err.contains("role visual"), "{err}");
     let err = error_of(&with_maps("precision = \"int8\"", " "));
     assert!(err.contains("files[1].part_maps"), "{err}");
+}
+
+#[test]
+fn part_maps_came_with_format_2() {
+    let text = example().replacen(
+        "precision = \"int8\"",
+        "precision = \"int8\"\npart_maps = \"una/maps\"",
+        1,
+    );
+    let manifest = parse(&text.replacen("format_version = 1", "format_version = 2", 1)).unwrap();
+    assert_eq!(
+        manifest.required_format(),
+        (2, Some("files[1].part_maps".to_string()))
+    );
+    assert!(manifest
+        .to_toml()
+        .unwrap()
+        .starts_with("format_version = 2"));
+    let err = error_of(&text);
+    assert!(err.contains("files[1].part_maps"), "{err}");
+    assert!(err.contains("format_version 2"), "{err}");
 }
