@@ -13,10 +13,10 @@
 //! ([`Manifest::format_fields`]): format 2 added `[open_world]`, `classes[].taxonomy` and
 //! `files[].part_maps`. This runtime reads formats [`OLDEST_FORMAT_VERSION`] to
 //! [`FORMAT_VERSION`]; a manifest that uses a field newer than its own `format_version` is
-//! refused naming the field, and a newer format is refused as newer, with the versions this runtime reads. [`Manifest::to_toml`] writes the
-//! oldest format that holds the manifest's fields, so a bundle without the newer fields stays
-//! readable by older runtimes, and an older runtime refuses one with them by its version
-//! rather than by a field it does not know.
+//! refused naming the field, and a newer format is refused as newer, with the versions this
+//! runtime reads. [`Manifest::to_toml`] writes the oldest format that holds the manifest's
+//! fields, so a bundle without the newer fields stays readable by older runtimes, and an older
+//! runtime refuses one with them by its version rather than by a field it does not know.
 //!
 //! The types also serialize, so the exporter writes manifests with the same definitions.
 
