@@ -291,38 +291,6 @@ impl Plan {
         Self::from_onnx(model.path(), model.bytes(), shape, options)
     }
 
-    /// [`Plan::load`] with the part maps as a second output ([`Plan::run_explained`]): the
-    /// tensor the manifest's `part_maps` names for the precision's file. The first output is
-    /// bit for bit that of [`Plan::load`]'s plan.
-    pub fn load_explained(bundle: &Bundle, options: PlanOptions) -> Result<Self, EngineError> {
-        let precision = options.precision;
-        check_available(precision)?;
-        let not_in_bundle = || EngineError::NotInBundle {
-            dir: bundle.dir().to_path_buf(),
-            precision,
-            needed: precision.source(),
-        };
-        let entry = bundle
-            .manifest()
-            .visual_file(precision.source())
-            .ok_or_else(not_in_bundle)?;
-        let model = bundle
-            .image_model(precision.source())
-            .ok_or_else(not_in_bundle)??;
-        let tensor = entry
-            .part_maps
-            .as_deref()
-            .ok_or_else(|| EngineError::NoPartMaps {
-                file: model.path().to_path_buf(),
-            })?;
-        let shape = ModelShape {
-            image_size: bundle.manifest().backbone.image_size as usize,
-            parts: bundle.dims().parts(),
-            embed: bundle.dims().embed(),
-        };
-        Self::from_onnx_explained(model.path(), model.bytes(), shape, options, tensor)
-    }
-
     /// The plan the device runs for the ONNX image model `onnx` (called `name` in errors): the
     /// batch fixed to one image, converted to f16 when asked, and the engine's passes applied
     /// around tract's optimizer. The one way a graph becomes a plan: bundles load through it,
@@ -350,53 +318,6 @@ impl Plan {
             embed: shape.embed,
             maps: None,
         })
-    }
-
-    /// [`Plan::from_onnx`] with the softmax that computes `maps_tensor`, UnA's maps
-    /// (1, M+1, T), as a second output ([`maps`]); the first output is bit for bit
-    /// [`Plan::from_onnx`]'s.
-    pub fn from_onnx_explained(
-        name: &Path,
-        onnx: &[u8],
-        shape: ModelShape,
-        options: PlanOptions,
-        maps_tensor: &str,
-    ) -> Result<Self, EngineError> {
-        check_available(options.precision)?;
-        let executor = executor(options);
-        let load_error = |e: TractError| EngineError::Load {
-            file: name.to_path_buf(),
-            message: format!("{e:#}"),
-        };
-        let runnable = build(
-            onnx,
-            shape.image_size,
-            options,
-            &executor,
-            Some(maps_tensor),
-        )
-        .map_err(load_error)?;
-        let (found, maps) = maps::maps_output(runnable.model(), shape.parts).map_err(load_error)?;
-        let maps = maps.ok_or_else(|| EngineError::PartMapsShape {
-            file: name.to_path_buf(),
-            tensor: maps_tensor.to_string(),
-            rows: shape.parts + 1,
-            found,
-        })?;
-        Ok(Self {
-            options,
-            runnable,
-            executor,
-            image_size: shape.image_size,
-            parts: shape.parts,
-            embed: shape.embed,
-            maps: Some(maps),
-        })
-    }
-
-    /// Whether the plan was built with the part maps ([`Plan::run_explained`]).
-    pub fn is_explained(&self) -> bool {
-        self.maps.is_some()
     }
 
     /// The options the plan was built with.
@@ -435,22 +356,6 @@ impl Plan {
             Executor::MultiThread(pool) => pool.install(f),
             _ => f(),
         }
-    }
-
-    /// Runs one preprocessed image (3, S, S) and returns its parts (M, D) and its part maps,
-    /// on a plan built with them ([`Plan::load_explained`]).
-    pub fn run_explained(&self, image: &[f32]) -> Result<(Vec<f32>, PartMaps), EngineError> {
-        let maps = self.maps.ok_or(EngineError::NotExplained)?;
-        if image.len() != self.input_len() {
-            return Err(EngineError::InputShape {
-                len: image.len(),
-                per_image: self.input_len(),
-            });
-        }
-        let outputs = self.run_outputs(image)?;
-        let parts = self.parts_of(&outputs[0])?;
-        let values = plain_f32(&outputs[1])?;
-        Ok((parts, maps.part_maps(&values)))
     }
 
     /// Runs one preprocessed image (3, S, S) and returns its parts (M, D).

@@ -12,12 +12,21 @@
 //! the maps are read in whatever layout tract chose: the softmax op says which axis is the
 //! tokens', and the one other axis longer than one holds the M+1 rows ([`MapsShape::of`]).
 //!
-//! This file owns that tap on the optimized graph, the check of the maps' shape, and
-//! [`PartMaps`], one image's maps with the background dropped (as UnA drops it from the parts).
+//! This file owns the plans built with the maps ([`Plan::load_explained`],
+//! [`Plan::from_onnx_explained`], [`Plan::run_explained`]), the tap on the optimized graph, the
+//! check of the maps' shape, and [`PartMaps`], one image's maps with the background dropped (as
+//! UnA drops it from the parts).
+
+use std::path::Path;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::nn::Softmax;
+
+use super::{
+    build, check_available, executor, plain_f32, EngineError, ModelShape, Plan, PlanOptions,
+};
+use crate::bundle::Bundle;
 
 /// The maps of one image: M maps over a `grid × grid` layout of tokens, row-major, each the
 /// softmax over the tokens (non-negative, summing to one).
@@ -26,6 +35,9 @@ pub struct PartMaps {
     parts: usize,
     grid: usize,
     values: Vec<f32>,
+    /// Per map, the attention on tokens that are not on the grid: a ViT tower's class token
+    /// (0 for a ResNet tower, whose tokens are all patches).
+    off_grid: Vec<f32>,
 }
 
 impl PartMaps {
@@ -43,7 +55,14 @@ impl PartMaps {
             parts,
             grid,
             values,
+            off_grid: vec![0.0; parts],
         }
+    }
+
+    /// The attention of map `part` on tokens off the grid (a ViT's class token): what the
+    /// grid's values fall short of one.
+    pub fn off_grid(&self, part: usize) -> f32 {
+        self.off_grid[part]
     }
 
     /// M, the number of maps.
@@ -76,6 +95,8 @@ pub(super) struct MapsShape {
     pub rows: usize,
     /// The side of the token grid.
     pub grid: usize,
+    /// Tokens before the grid's: 1 for a ViT tower's class token (T = g² + 1), else 0.
+    pub skip: usize,
     /// Elements from one row to the next in the output.
     pub row_stride: usize,
     /// Elements from one token to the next in the output.
@@ -84,13 +105,18 @@ pub(super) struct MapsShape {
 
 impl MapsShape {
     /// The layout of a softmax output of `shape` over `axis` for a plan of `parts` parts: the
-    /// softmax axis holds g² tokens, one other axis the M+1 rows, every other axis is 1.
+    /// softmax axis holds g² patch tokens (a ResNet tower) or a class token and then g² (a ViT
+    /// tower, as the CLIP towers order them), one other axis the M+1 rows, every other axis 1.
     pub fn of(shape: &[usize], axis: usize, parts: usize) -> Option<Self> {
         let tokens = *shape.get(axis)?;
-        let grid = (tokens as f64).sqrt().round() as usize;
-        if tokens == 0 || grid * grid != tokens {
-            return None;
-        }
+        let square = |t: usize| {
+            let g = (t as f64).sqrt().round() as usize;
+            (t > 0 && g * g == t).then_some(g)
+        };
+        let (grid, skip) = match square(tokens) {
+            Some(g) => (g, 0),
+            None => (square(tokens.checked_sub(1)?)?, 1),
+        };
         let stride = |i: usize| shape[i + 1..].iter().product::<usize>();
         let mut others = (0..shape.len()).filter(|&i| i != axis && shape[i] != 1);
         let rows_axis = others.next()?;
@@ -100,6 +126,7 @@ impl MapsShape {
         Some(Self {
             rows: parts + 1,
             grid,
+            skip,
             row_stride: stride(rows_axis),
             token_stride: stride(axis),
         })
@@ -108,10 +135,15 @@ impl MapsShape {
     /// The parts' maps of one image's output, the background row dropped.
     pub fn part_maps(&self, output: &[f32]) -> PartMaps {
         let t = self.grid * self.grid;
+        let at = |r: usize, i: usize| output[r * self.row_stride + i * self.token_stride];
         let values = (0..self.rows - 1)
-            .flat_map(|r| (0..t).map(move |i| output[r * self.row_stride + i * self.token_stride]))
+            .flat_map(|r| (self.skip..self.skip + t).map(move |i| at(r, i)))
             .collect();
-        PartMaps::new(self.rows - 1, self.grid, values)
+        let mut maps = PartMaps::new(self.rows - 1, self.grid, values);
+        maps.off_grid = (0..self.rows - 1)
+            .map(|r| (0..self.skip).map(|i| at(r, i)).sum())
+            .collect();
+        maps
     }
 }
 
@@ -167,6 +199,103 @@ pub(super) fn tap_maps(model: &mut TypedModel, tensor: &str) -> TractResult<()> 
     model.select_output_outlets(&[outputs[0], OutletId::new(id, 0)])
 }
 
+impl Plan {
+    /// [`Plan::load`] with the part maps as a second output ([`Plan::run_explained`]): the
+    /// tensor the manifest's `part_maps` names for the precision's file. The first output is
+    /// bit for bit that of [`Plan::load`]'s plan.
+    pub fn load_explained(bundle: &Bundle, options: PlanOptions) -> Result<Self, EngineError> {
+        let precision = options.precision;
+        check_available(precision)?;
+        let not_in_bundle = || EngineError::NotInBundle {
+            dir: bundle.dir().to_path_buf(),
+            precision,
+            needed: precision.source(),
+        };
+        let entry = bundle
+            .manifest()
+            .visual_file(precision.source())
+            .ok_or_else(not_in_bundle)?;
+        let model = bundle
+            .image_model(precision.source())
+            .ok_or_else(not_in_bundle)??;
+        let tensor = entry
+            .part_maps
+            .as_deref()
+            .ok_or_else(|| EngineError::NoPartMaps {
+                file: model.path().to_path_buf(),
+            })?;
+        let shape = ModelShape {
+            image_size: bundle.manifest().backbone.image_size as usize,
+            parts: bundle.dims().parts(),
+            embed: bundle.dims().embed(),
+        };
+        Self::from_onnx_explained(model.path(), model.bytes(), shape, options, tensor)
+    }
+
+    /// [`Plan::from_onnx`] with the softmax that computes `maps_tensor`, UnA's maps
+    /// (1, M+1, T), as a second output (this module); the first output is bit for bit
+    /// [`Plan::from_onnx`]'s.
+    pub fn from_onnx_explained(
+        name: &Path,
+        onnx: &[u8],
+        shape: ModelShape,
+        options: PlanOptions,
+        maps_tensor: &str,
+    ) -> Result<Self, EngineError> {
+        check_available(options.precision)?;
+        let executor = executor(options);
+        let load_error = |e: TractError| EngineError::Load {
+            file: name.to_path_buf(),
+            message: format!("{e:#}"),
+        };
+        let runnable = build(
+            onnx,
+            shape.image_size,
+            options,
+            &executor,
+            Some(maps_tensor),
+        )
+        .map_err(load_error)?;
+        let (found, maps) = maps_output(runnable.model(), shape.parts).map_err(load_error)?;
+        let maps = maps.ok_or_else(|| EngineError::PartMapsShape {
+            file: name.to_path_buf(),
+            tensor: maps_tensor.to_string(),
+            rows: shape.parts + 1,
+            found,
+        })?;
+        Ok(Self {
+            options,
+            runnable,
+            executor,
+            image_size: shape.image_size,
+            parts: shape.parts,
+            embed: shape.embed,
+            maps: Some(maps),
+        })
+    }
+
+    /// Whether the plan was built with the part maps ([`Plan::run_explained`]).
+    pub fn is_explained(&self) -> bool {
+        self.maps.is_some()
+    }
+
+    /// Runs one preprocessed image (3, S, S) and returns its parts (M, D) and its part maps,
+    /// on a plan built with them ([`Plan::load_explained`]).
+    pub fn run_explained(&self, image: &[f32]) -> Result<(Vec<f32>, PartMaps), EngineError> {
+        let maps = self.maps.ok_or(EngineError::NotExplained)?;
+        if image.len() != self.input_len() {
+            return Err(EngineError::InputShape {
+                len: image.len(),
+                per_image: self.input_len(),
+            });
+        }
+        let outputs = self.run_outputs(image)?;
+        let parts = self.parts_of(&outputs[0])?;
+        let values = plain_f32(&outputs[1])?;
+        Ok((parts, maps.part_maps(&values)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +307,7 @@ mod tests {
         let expected = MapsShape {
             rows: 5,
             grid: 3,
+            skip: 0,
             row_stride: 9,
             token_stride: 1,
         };
@@ -191,6 +321,20 @@ mod tests {
             "background row missing"
         );
         assert_eq!(MapsShape::of(&[1, 5, 8], 2, 4), None, "not a square grid");
+        // A ViT's class token and 4×4 patches.
+        let vit = MapsShape::of(&[17, 4], 0, 3).unwrap();
+        assert_eq!(
+            (vit.grid, vit.skip, vit.row_stride, vit.token_stride),
+            (4, 1, 1, 4)
+        );
+        let output: Vec<f32> = (0..17 * 4).map(|v| v as f32).collect();
+        let maps = vit.part_maps(&output);
+        assert_eq!(
+            maps.map(0)[0],
+            4.0,
+            "token 1 of row 0, after the class token"
+        );
+        assert_eq!(maps.off_grid(1), 1.0, "row 1's class token");
         assert_eq!(MapsShape::of(&[2, 5, 9], 2, 4), None, "two images");
         assert_eq!(
             MapsShape::of(&[1, 5, 9], 1, 4),

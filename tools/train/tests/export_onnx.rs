@@ -601,8 +601,13 @@ fn both_graphs_name_unas_softmax_maps_for_the_runtime_and_keep_their_parts() {
         let (parts, maps) = explained.run_explained(&image).unwrap();
         assert_eq!(parts, plain.run(&image).unwrap(), "{precision}");
         assert_eq!(maps.parts(), 3);
-        for map in maps.maps() {
-            let sum: f32 = map.iter().sum();
+        assert_eq!(
+            maps.grid(),
+            4,
+            "32 px in patches of 8, after the class token"
+        );
+        for (part, map) in maps.maps().enumerate() {
+            let sum: f32 = map.iter().sum::<f32>() + maps.off_grid(part);
             assert!((sum - 1.0).abs() < 1e-5, "{precision}: a map sums to {sum}");
         }
     }
