@@ -14,7 +14,7 @@ use image::RgbImage;
 
 use crate::allowed::{AllowedClasses, AllowedError, SpeciesList};
 use crate::bundle::Bundle;
-use crate::engine::{EngineError, Plan, PlanOptions};
+use crate::engine::{EngineError, PartMaps, Plan, PlanOptions};
 use crate::image_io::{load_rgb, ImageLoadError};
 use crate::open_world::{CandidateScores, OpenWorldRule, OpenWorldVerdict, Scorer};
 use crate::preprocess::{Preprocess, PreprocessError};
@@ -134,23 +134,44 @@ pub struct CandidateFrame {
     pub parts: Vec<f32>,
 }
 
+/// One image's prediction and where each of its parts looked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explained {
+    /// What the classifier says.
+    pub prediction: Prediction,
+    /// UnA's maps of the image, one per part.
+    pub maps: PartMaps,
+}
+
 impl Classifier {
     /// Builds the image-model plan for `options` and folds the CRM; every class may be
     /// answered.
     pub fn new(bundle: Bundle, options: PlanOptions) -> Result<Self, EngineError> {
         let plan = Plan::load(&bundle, options)?;
+        Ok(Self::with_plan(bundle, plan))
+    }
+
+    /// [`Classifier::new`] on a plan that also gives the part maps ([`Plan::load_explained`]),
+    /// for [`Classifier::explain_preprocessed`]; its predictions are bit for bit `new`'s.
+    pub fn new_explained(bundle: Bundle, options: PlanOptions) -> Result<Self, EngineError> {
+        let plan = Plan::load_explained(&bundle, options)?;
+        Ok(Self::with_plan(bundle, plan))
+    }
+
+    /// The classifier of `bundle` on `plan`, every class answerable.
+    fn with_plan(bundle: Bundle, plan: Plan) -> Self {
         let crm = FoldedCrm::new(bundle.weights());
         let allowed = AllowedClasses::all(bundle.manifest().classes.len());
         let open_world = OpenWorldRule::of(bundle.manifest());
         let scorer = Scorer::new(bundle.weights(), bundle.prototypes().cloned());
-        Ok(Self {
+        Self {
             bundle,
             plan,
             crm,
             allowed,
             open_world,
             scorer,
-        })
+        }
     }
 
     /// Answers only the classes `list` allows (a site's species; blank always), the others at
@@ -322,6 +343,22 @@ impl Classifier {
                 }
             })
             .collect())
+    }
+
+    /// Classifies one preprocessed image (3, S, S) as [`Classifier::classify_preprocessed`]
+    /// does, and gives its part maps; needs a classifier made by
+    /// [`Classifier::new_explained`] (otherwise [`EngineError::NotExplained`]).
+    pub fn explain_preprocessed(&self, image: &[f32], k: usize) -> Result<Explained, EngineError> {
+        let (parts, maps) = self.plan.run_explained(image)?;
+        let logits = self
+            .crm
+            .score(&parts)
+            .expect("the plan checked the parts shape");
+        let row = logits.rows().next().expect("one image, one row");
+        Ok(Explained {
+            prediction: self.predict(row, &parts, k),
+            maps,
+        })
     }
 
     /// Logits (N, C) and parts (N, M, D) of preprocessed images (N, 3, S, S).

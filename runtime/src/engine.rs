@@ -38,6 +38,7 @@
 //! - [`kernels`]: what the passes' ops compute: the portable reference kernels, each
 //!   architecture's faster ones, and the one table of them a process uses.
 //! - [`profile`]: per-operation times of a plan (`xrvlm bench --profile`).
+//! - [`maps`]: the part maps as a plan's second output (`xrvlm classify --explain`).
 //! - `cpu_features`: what the CPU offers beyond the baseline (fp16), and what tract is told.
 
 use std::fmt;
@@ -54,6 +55,7 @@ use tract_onnx::tract_core::transform::ModelTransform;
 
 use crate::bundle::manifest::ModelPrecision;
 use crate::bundle::{Bundle, BundleError};
+use maps::MapsShape;
 use passes::Passes;
 
 /// The name of our int8 linear layer op in a plan ([`passes::linear`]).
@@ -176,6 +178,35 @@ pub enum EngineError {
         /// What came back.
         found: Vec<usize>,
     },
+    /// Part maps asked of a bundle whose manifest names no maps tensor for the model.
+    #[error(
+        "{}: the manifest names no part_maps tensor for this image model, so it cannot \
+         explain its predictions (re-export the bundle, or add part_maps to its [[files]] entry)",
+        file.display()
+    )]
+    NoPartMaps {
+        /// The ONNX file.
+        file: PathBuf,
+    },
+    /// The tensor the manifest names as the part maps is not UnA's maps.
+    #[error(
+        "{}: part_maps tensor {tensor:?} has shape {found:?} in the optimized plan; UnA's maps \
+         of one image are a softmax over g² tokens (a square grid) for each of M+1 = {rows} maps",
+        file.display()
+    )]
+    PartMapsShape {
+        /// The ONNX file.
+        file: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// M + 1.
+        rows: usize,
+        /// Its shape in the plan (`None` where it is not concrete).
+        found: Option<Vec<usize>>,
+    },
+    /// [`Plan::run_explained`] on a plan built without part maps.
+    #[error("this plan was built without part maps (Plan::load_explained builds one with them)")]
+    NotExplained,
 }
 
 /// How to build a plan.
@@ -209,6 +240,8 @@ pub struct Plan {
     /// M and D.
     parts: usize,
     embed: usize,
+    /// The part maps' layout in the second output, for a plan built with them.
+    maps: Option<MapsShape>,
 }
 
 /// What a plan needs to know of its image model besides the graph.
@@ -270,11 +303,12 @@ impl Plan {
     ) -> Result<Self, EngineError> {
         check_available(options.precision)?;
         let executor = executor(options);
-        let runnable =
-            build(onnx, shape.image_size, options, &executor).map_err(|e| EngineError::Load {
+        let runnable = build(onnx, shape.image_size, options, &executor, None).map_err(|e| {
+            EngineError::Load {
                 file: name.to_path_buf(),
                 message: format!("{e:#}"),
-            })?;
+            }
+        })?;
         Ok(Self {
             options,
             runnable,
@@ -282,6 +316,7 @@ impl Plan {
             image_size: shape.image_size,
             parts: shape.parts,
             embed: shape.embed,
+            maps: None,
         })
     }
 
@@ -325,36 +360,47 @@ impl Plan {
 
     /// Runs one preprocessed image (3, S, S) and returns its parts (M, D).
     fn run_one(&self, image: &[f32]) -> Result<Vec<f32>, EngineError> {
-        let n = 1;
+        let outputs = self.run_outputs(image)?;
+        self.parts_of(&outputs[0])
+    }
+
+    /// Every output of the plan for one preprocessed image (3, S, S), as f32.
+    fn run_outputs(&self, image: &[f32]) -> Result<TVec<Tensor>, EngineError> {
         let s = self.image_size;
-        let run = || -> TractResult<Tensor> {
-            let mut input = Tensor::from_shape(&[n, 3, s, s], image)?;
+        let run = || -> TractResult<TVec<Tensor>> {
+            let mut input = Tensor::from_shape(&[1, 3, s, s], image)?;
             if self.options.precision == Precision::F16 {
                 input = input.cast_to::<f16>()?.into_owned();
             }
-            let mut outputs = self.runnable.run(tvec!(input.into_tvalue()))?;
-            Ok(outputs
-                .remove(0)
-                .into_tensor()
-                .cast_to::<f32>()?
-                .into_owned())
+            let outputs = self.runnable.run(tvec!(input.into_tvalue()))?;
+            outputs
+                .into_iter()
+                .map(|output| Ok(output.into_tensor().cast_to::<f32>()?.into_owned()))
+                .collect()
         };
-        let parts = self
-            .in_pool(run)
-            .map_err(|e| EngineError::Run(format!("{e:#}")))?;
-        let expected = vec![n, self.parts, self.embed];
+        self.in_pool(run)
+            .map_err(|e| EngineError::Run(format!("{e:#}")))
+    }
+
+    /// The values of one image's parts output, checked to be (1, M, D).
+    fn parts_of(&self, parts: &Tensor) -> Result<Vec<f32>, EngineError> {
+        let expected = vec![1, self.parts, self.embed];
         if parts.shape() != expected.as_slice() {
             return Err(EngineError::OutputShape {
                 expected,
                 found: parts.shape().to_vec(),
             });
         }
-        let data = parts
-            .try_as_plain_ram()
-            .and_then(|view| Ok(view.as_slice::<f32>()?.to_vec()))
-            .map_err(|e| EngineError::Run(format!("{e:#}")))?;
-        Ok(data)
+        plain_f32(parts)
     }
+}
+
+/// The values of an f32 tensor.
+fn plain_f32(tensor: &Tensor) -> Result<Vec<f32>, EngineError> {
+    tensor
+        .try_as_plain_ram()
+        .and_then(|view| Ok(view.as_slice::<f32>()?.to_vec()))
+        .map_err(|e| EngineError::Run(format!("{e:#}")))
 }
 
 /// Refuses a precision this CPU cannot run ([`Precision::is_available`]).
@@ -394,27 +440,38 @@ fn tract_products(
     })
 }
 
-/// ONNX bytes → optimized model ([`optimized`]) → runnable on `executor`.
+/// ONNX bytes → optimized model ([`optimized_with`], every pass that applies) → runnable on
+/// `executor`; with the value called `maps` as a second output when given.
 fn build(
     onnx: &[u8],
     image_size: usize,
     options: PlanOptions,
     executor: &Executor,
+    maps: Option<&str>,
 ) -> TractResult<Arc<TypedRunnableModel>> {
-    runnable(optimized(onnx, image_size, options)?, executor)
+    let passes = Passes::for_plan(options);
+    runnable(
+        optimized_with(onnx, image_size, options, passes, maps)?,
+        executor,
+    )
 }
 
 /// tract's optimized model with every pass that applies ([`Passes::for_plan`]).
+#[cfg(test)]
 fn optimized(onnx: &[u8], image_size: usize, options: PlanOptions) -> TractResult<TypedModel> {
-    optimized_with(onnx, image_size, options, Passes::for_plan(options))
+    optimized_with(onnx, image_size, options, Passes::for_plan(options), None)
 }
 
-/// ONNX bytes → typed model for one image (→ f16) → our passes around tract's optimizer.
+/// ONNX bytes → typed model for one image (→ f16) → our passes around tract's optimizer. With
+/// `maps`, the softmax of that name becomes the optimized model's second output
+/// ([`maps::tap_maps`]: after optimizing, so that the model computes what it computes
+/// without).
 fn optimized_with(
     onnx: &[u8],
     image_size: usize,
     options: PlanOptions,
     passes: Passes,
+    maps: Option<&str>,
 ) -> TractResult<TypedModel> {
     // Before tract's kernels are first used: it probes its instruction sets once.
     cpu_features::features();
@@ -429,6 +486,9 @@ fn optimized_with(
     }
     let mut model = passes.before_optimizing(model)?.into_optimized()?;
     passes.after_optimizing(&mut model)?;
+    if let Some(tensor) = maps {
+        maps::tap_maps(&mut model, tensor)?;
+    }
     Ok(model)
 }
 
@@ -470,17 +530,21 @@ fn tiny_plan(
             model.image_size,
             options,
             &executor,
+            None,
         )
         .unwrap(),
         executor,
         image_size: model.image_size,
         parts: model.parts,
         embed: model.embed,
+        maps: None,
     }
 }
 mod cpu_features;
 mod kernels;
+pub mod maps;
 mod passes;
+pub use maps::PartMaps;
 pub use profile::{OpTime, Profile};
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 //! - [`open_world`]: whether a frame shows a species the model never saw: the candidate
 //!   scores, the export's calibration of a threshold, and the rule every prediction gets.
 //! - [`classifier`]: the one path of a frame: preprocessing + plan + scoring + ranking.
+//! - [`part_maps`]: where each part looks, drawn as a PNG sheet (`classify --explain`).
 //! - [`check`]: the accuracy check a device runs on itself (`xrvlm check`).
 //! - [`field`]: the field runtime's parts: board profiles, frame sources, the motion gate,
 //!   decisions and events, the detection log, saved frames, the status screen and the Camtrap DP
@@ -46,6 +47,7 @@ pub mod engine;
 pub mod field;
 pub mod image_io;
 pub mod open_world;
+pub mod part_maps;
 pub mod preprocess;
 pub mod ranking;
 mod resample;

@@ -10,6 +10,7 @@
 //! - `engine`: the tract plans and the classifier against hand-computed and pinned outputs.
 //! - `open_world`: the unknown-species rule: the demo bundle on real Reconyx photos (unknown or
 //!   blank, never a bird), a bundle without `[open_world]`, and the rule in classify's outputs.
+//! - `part_maps`: UnA's part maps as the image model's second output, and `classify --explain`.
 //! - `power_cut`: the real `xrvlm run` killed at random moments loses nothing.
 //! - `preprocess_reference`: the table-driven resampler against a plain per-pixel reference.
 
@@ -23,5 +24,6 @@ mod common;
 mod detections;
 mod engine;
 mod open_world;
+mod part_maps;
 mod power_cut;
 mod preprocess_reference;

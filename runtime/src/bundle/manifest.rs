@@ -10,13 +10,13 @@
 //! name the manifest file and the field.
 //!
 //! **Versions.** Every field added after format 1 belongs to the format that introduced it
-//! ([`Manifest::format_fields`]): format 2 added `[open_world]` and `classes[].taxonomy`. This
-//! runtime reads formats [`OLDEST_FORMAT_VERSION`] to [`FORMAT_VERSION`]; a manifest that uses
-//! a field newer than its own `format_version` is refused naming the field, and a newer format
-//! is refused as newer, with the versions this runtime reads. [`Manifest::to_toml`] writes the
-//! oldest format that holds the manifest's fields, so a bundle without the newer fields stays
-//! readable by older runtimes, and an older runtime refuses one with them by its version
-//! rather than by a field it does not know.
+//! ([`Manifest::format_fields`]): format 2 added `[open_world]`, `classes[].taxonomy` and
+//! `files[].part_maps`. This runtime reads formats [`OLDEST_FORMAT_VERSION`] to
+//! [`FORMAT_VERSION`]; a manifest that uses a field newer than its own `format_version` is
+//! refused naming the field, and a newer format is refused as newer, with the versions this
+//! runtime reads. [`Manifest::to_toml`] writes the oldest format that holds the manifest's
+//! fields, so a bundle without the newer fields stays readable by older runtimes, and an older
+//! runtime refuses one with them by its version rather than by a field it does not know.
 //!
 //! The types also serialize, so the exporter writes manifests with the same definitions.
 
@@ -194,6 +194,11 @@ pub struct FileEntry {
     pub sha256: Sha256Digest,
     /// Size in bytes.
     pub bytes: u64,
+    /// Only on `visual` files: the name of the tensor in this ONNX file that holds UnA's part
+    /// maps, the softmax over the tokens `A1` of shape (N, M+1, T) with the background map
+    /// last (`xrvlm classify --explain`; `crate::engine::maps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_maps: Option<String>,
 }
 
 /// Roles of bundle files.
@@ -396,6 +401,11 @@ impl Manifest {
         for (i, class) in self.classes.iter().enumerate() {
             if class.taxonomy.is_some() {
                 fields.push((format!("classes[{i}].taxonomy"), 2));
+            }
+        }
+        for (i, file) in self.files.iter().enumerate() {
+            if file.part_maps.is_some() {
+                fields.push((format!("files[{i}].part_maps"), 2));
             }
         }
         fields
@@ -654,6 +664,18 @@ fn validate_files(files: &[FileEntry]) -> Result<(), (String, String)> {
                 return Err((field("path"), "golden files live under golden/".into()))
             }
             (FileRole::Golden, None) => {}
+        }
+        match (&file.part_maps, file.role) {
+            (Some(_), role) if role != FileRole::Visual => {
+                return Err((
+                    field("part_maps"),
+                    "only an image model (role visual) has part maps".into(),
+                ))
+            }
+            (Some(name), _) if name.trim().is_empty() => {
+                return Err((field("part_maps"), "must not be empty".into()))
+            }
+            _ => {}
         }
     }
     if !visual.contains(&ModelPrecision::Fp32) {

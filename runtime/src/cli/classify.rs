@@ -5,7 +5,8 @@
 //! Files are classified in batches in the order [`super::inputs::collect`] gives. A file
 //! that cannot be read, decoded or preprocessed is recorded as a failure with its error and
 //! the run goes on; the exit code is then 2. A progress bar goes to standard error when it
-//! is a terminal (never with `--quiet`).
+//! is a terminal (never with `--quiet`). With `--explain DIR`, each image's part maps are drawn
+//! into DIR as well ([`super::explain`]).
 
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
@@ -23,6 +24,7 @@ use xrvlm_runtime::field::decision::Decider;
 use xrvlm_runtime::taxonomy::RollUpTo;
 
 use super::detection_file::DEFAULT_MIN_DETECTION_CONF;
+use super::explain::{explain_chunk, SheetFolder};
 use super::inputs::{collect, Input};
 use super::output::{self, Format, Layout, Record, RunInfo};
 use super::Status;
@@ -93,6 +95,11 @@ pub struct ClassifyArgs {
     /// roll_up_to`).
     #[arg(long, default_value = "family", value_name = "RANK")]
     pub roll_up_to: RollUpTo,
+    /// Also write, for each classified image, a PNG of where each of the model's parts looks
+    /// (its UnA map over the input crop) into this folder, as `<file stem>.png`. Images then
+    /// run one at a time.
+    #[arg(long, value_name = "DIR", conflicts_with = "detections")]
+    pub explain: Option<PathBuf>,
 }
 
 impl ClassifyArgs {
@@ -159,10 +166,19 @@ pub fn run(args: ClassifyArgs) -> Result<Status> {
         .filter(|i| !done.contains(&key(i)))
         .collect();
     let progress = progress_bar(inputs.len() as u64, args.quiet);
+    let mut sheets = args
+        .explain
+        .as_deref()
+        .map(SheetFolder::create)
+        .transpose()?;
     let mut failed = 0usize;
     let decider = args.decider();
     for chunk in inputs.chunks(args.batch_size.get()) {
-        for record in classify_chunk(&classifier, &decider, chunk, info.top_k)? {
+        let records = match &mut sheets {
+            Some(folder) => explain_chunk(&classifier, &decider, chunk, info.top_k, folder)?,
+            None => classify_chunk(&classifier, &decider, chunk, info.top_k)?,
+        };
+        for record in records {
             failed += usize::from(record.outcome.is_err());
             sink.write(&record)?;
             progress.inc(1);
@@ -225,8 +241,11 @@ pub fn load_classifier(args: &ClassifyArgs) -> Result<Classifier> {
         precision: args.precision,
         threads: args.threads.unwrap_or_else(default_threads),
     };
-    let mut classifier = Classifier::new(bundle, options)
-        .with_context(|| format!("preparing the {} image model", args.precision))?;
+    let mut classifier = match args.explain {
+        Some(_) => Classifier::new_explained(bundle, options),
+        None => Classifier::new(bundle, options),
+    }
+    .with_context(|| format!("preparing the {} image model", args.precision))?;
     if let Some(list) = args.species_list() {
         classifier
             .restrict(&list, DEFAULT_BLANK_LABEL)
@@ -341,6 +360,19 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn explain_takes_a_folder_and_is_for_whole_frames_only() {
+        let args = parse(&["a.jpg", "--explain", "maps"]).unwrap();
+        assert_eq!(args.explain.as_deref(), Some(std::path::Path::new("maps")));
+        assert_eq!(parse(&["a.jpg"]).unwrap().explain, None);
+        let err = parse(&["--detections", "md.json", "--explain", "maps"]).unwrap_err();
+        assert!(err.contains("cannot be used with"), "{err}");
+        assert!(
+            parse(&["a.jpg", "--explain"]).is_err(),
+            "the folder is required"
+        );
     }
 
     #[test]

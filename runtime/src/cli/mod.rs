@@ -12,6 +12,7 @@ mod check;
 mod classify;
 mod classify_detections;
 mod detection_file;
+mod explain;
 mod export_camtrap;
 mod info;
 mod inputs;

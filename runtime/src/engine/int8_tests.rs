@@ -66,10 +66,22 @@ fn plans(
     kernels: &'static Kernels,
 ) -> (Arc<TypedRunnableModel>, Arc<TypedRunnableModel>) {
     let options = int8_options(threads);
-    let patched =
-        optimized_with(&std::fs::read(file).unwrap(), s, options, bitwise(kernels)).unwrap();
-    let unpatched =
-        optimized_with(&std::fs::read(file).unwrap(), s, options, Passes::none()).unwrap();
+    let patched = optimized_with(
+        &std::fs::read(file).unwrap(),
+        s,
+        options,
+        bitwise(kernels),
+        None,
+    )
+    .unwrap();
+    let unpatched = optimized_with(
+        &std::fs::read(file).unwrap(),
+        s,
+        options,
+        Passes::none(),
+        None,
+    )
+    .unwrap();
     let names = op_names(&patched);
     assert!(names.iter().any(|n| n == "Quantize(xrvlm)"), "{names:?}");
     assert!(
@@ -173,11 +185,17 @@ fn vit_mini_int8_plan_with_our_float_steps_stays_close_to_tracts() {
                 s,
                 options,
                 Passes::all(kernels),
+                None,
             )
             .unwrap();
-            let theirs =
-                optimized_with(&std::fs::read(&file).unwrap(), s, options, bitwise(kernels))
-                    .unwrap();
+            let theirs = optimized_with(
+                &std::fs::read(&file).unwrap(),
+                s,
+                options,
+                bitwise(kernels),
+                None,
+            )
+            .unwrap();
             // UnA's softmax over the parts stays tract's.
             assert_eq!(count(&ours, ATTENTION_OP), 4);
             assert_eq!(count(&ours, "Softmax") + 4, count(&theirs, "Softmax"));

@@ -268,6 +268,7 @@ fn entry(dir: &Path, path: &str, role: FileRole, precision: Option<ModelPrecisio
         precision,
         sha256,
         bytes,
+        part_maps: None,
     }
 }
 

@@ -276,6 +276,7 @@ pub fn install(dir: &Path, calibrated: Calibrated) -> Result<Manifest, OpenWorld
             precision: None,
             sha256,
             bytes,
+            part_maps: None,
         });
     }
     manifest.open_world = Some(calibrated.section);

@@ -565,3 +565,50 @@ fn resnet_graphs_match_candle_fp32_and_run_int8_convolutions() {
 fn mean_error(cosines: &[f64]) -> f64 {
     1.0 - cosines.iter().sum::<f64>() / cosines.len() as f64
 }
+
+#[test]
+fn both_graphs_name_unas_softmax_maps_for_the_runtime_and_keep_their_parts() {
+    use std::num::NonZeroUsize;
+    use xrvlm_runtime::engine::{ModelShape, Plan, PlanOptions, Precision};
+    use xrvlm_train::export::una::PART_MAPS;
+
+    let model = model("clip-tiny-quick-gelu");
+    let dir = tempfile::tempdir().unwrap();
+    let fp32 = dir.path().join("visual.onnx");
+    let int8 = dir.path().join("visual.int8.onnx");
+    write_fp32(&model, &fp32).unwrap();
+    let calibration = images(12, 100, 32);
+    write_int8(&model, &calibration, &int8, &Int8Options::default(), None).unwrap();
+    let image = images(1, 7, 32)
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let shape = ModelShape {
+        image_size: 32,
+        parts: 3,
+        embed: 24,
+    };
+    for (path, precision) in [(&fp32, Precision::Fp32), (&int8, Precision::Int8)] {
+        let options = PlanOptions {
+            precision,
+            threads: NonZeroUsize::MIN,
+        };
+        let onnx = std::fs::read(path).unwrap();
+        let plain = Plan::from_onnx(path, &onnx, shape, options).unwrap();
+        let explained = Plan::from_onnx_explained(path, &onnx, shape, options, PART_MAPS)
+            .unwrap_or_else(|e| panic!("{precision}: {e}"));
+        let (parts, maps) = explained.run_explained(&image).unwrap();
+        assert_eq!(parts, plain.run(&image).unwrap(), "{precision}");
+        assert_eq!(maps.parts(), 3);
+        assert_eq!(
+            maps.grid(),
+            4,
+            "32 px in patches of 8, after the class token"
+        );
+        for (part, map) in maps.maps().enumerate() {
+            let sum: f32 = map.iter().sum::<f32>() + maps.off_grid(part);
+            assert!((sum - 1.0).abs() < 1e-5, "{precision}: a map sums to {sum}");
+        }
+    }
+}

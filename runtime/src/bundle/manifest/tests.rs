@@ -345,3 +345,44 @@ fn a_prototype_score_and_the_prototypes_file_come_together() {
     );
     assert!(error_of(&two).contains("at most one file of role open_world"));
 }
+
+#[test]
+fn part_maps_name_a_tensor_of_an_image_model_only() {
+    let with_maps = |after: &str, name: &str| {
+        example()
+            .replacen("format_version = 1", "format_version = 2", 1)
+            .replacen(after, &format!("{after}\npart_maps = \"{name}\""), 1)
+    };
+    let text = with_maps("precision = \"int8\"", "una/maps");
+    let manifest = parse(&text).unwrap();
+    assert_eq!(manifest.files[1].part_maps.as_deref(), Some("una/maps"));
+    assert_eq!(manifest.files[0].part_maps, None);
+    let again = parse(&manifest.to_toml().unwrap()).unwrap();
+    assert_eq!(again, manifest);
+    let err = error_of(&with_maps("role = \"prompts\"", "una/maps"));
+    assert!(err.contains("files[2].part_maps"), "{err}");
+    assert!(err.contains("role visual"), "{err}");
+    let err = error_of(&with_maps("precision = \"int8\"", " "));
+    assert!(err.contains("files[1].part_maps"), "{err}");
+}
+
+#[test]
+fn part_maps_came_with_format_2() {
+    let text = example().replacen(
+        "precision = \"int8\"",
+        "precision = \"int8\"\npart_maps = \"una/maps\"",
+        1,
+    );
+    let manifest = parse(&text.replacen("format_version = 1", "format_version = 2", 1)).unwrap();
+    assert_eq!(
+        manifest.required_format(),
+        (2, Some("files[1].part_maps".to_string()))
+    );
+    assert!(manifest
+        .to_toml()
+        .unwrap()
+        .starts_with("format_version = 2"));
+    let err = error_of(&text);
+    assert!(err.contains("files[1].part_maps"), "{err}");
+    assert!(err.contains("format_version 2"), "{err}");
+}

@@ -9,6 +9,8 @@
 //! Z  = sign(Z) · sqrt(|Z| + 1e-6);  Z / max(‖Z_b‖₂, 1e-12)
 //! parts = Z[:, :M]                             (N, M, D)
 //! ```
+//! `A1` carries the stable name [`PART_MAPS`], so a runtime can read the maps off either image
+//! model by the name the manifest records.
 //! Everything stays f32, in the int8 graph too: the part maps' values sit below one u8 step.
 
 use super::graph::{attr, GraphBuilder, GraphError, TensorData, Value};
@@ -19,6 +21,10 @@ use super::tower::Streams;
 const SQRT_EPS: f32 = 1e-6;
 /// Floor of the joint L2 norm (as `model::una`).
 const NORM_EPS: f32 = 1e-12;
+/// The name of the part maps `A1` (N, M+1, T) in both image models, the softmax over the
+/// tokens with the background map last: what the manifest's `part_maps` names and
+/// `xrvlm classify --explain` draws.
+pub const PART_MAPS: &str = "una/maps";
 
 /// Writes UnA on the two streams; the result is the node output named `output`.
 pub(crate) fn emit_una(
@@ -74,7 +80,12 @@ fn maps(g: &mut GraphBuilder, u: &UnaWeights, x: &Value) -> Result<Value, GraphE
         let tau = g.constant(TensorData::scalar_f32(u.tau as f32))?;
         logits = g.node("Mul", &[&logits, &tau], vec![])?;
     }
-    let a1 = g.node("Softmax", &[&logits], vec![attr::int("axis", -1)])?;
+    let a1 = g.node_named(
+        "Softmax",
+        PART_MAPS,
+        &[&logits],
+        vec![attr::int("axis", -1)],
+    )?;
     let sm = g.initializer(
         "una.bn_maps.scale",
         TensorData::f32(&[maps, 1], u.bn_maps.scale.clone()),

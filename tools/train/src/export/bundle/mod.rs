@@ -29,6 +29,7 @@ use xrvlm_runtime::preprocess::Preprocess;
 use xrvlm_runtime::timestamp::rfc3339_utc;
 
 use super::int8::{write_int8, Int8Options, QuantReport};
+use super::una::PART_MAPS;
 use super::visual::write_fp32;
 use super::ExportError;
 use crate::clip::config::Activation as ClipActivation;
@@ -292,6 +293,7 @@ fn file_entries(dir: &Path) -> Result<Vec<FileEntry>, BundleError> {
             let full = dir.join(&path);
             let (sha256, bytes) = digest_file(&full).map_err(|e| BundleError::io(&full, e))?;
             Ok(FileEntry {
+                part_maps: precision.map(|_| PART_MAPS.to_string()),
                 path,
                 role,
                 precision,
