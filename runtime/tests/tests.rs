@@ -12,6 +12,9 @@
 //!   blank, never a bird), a bundle without `[open_world]`, and the rule in classify's outputs.
 //! - `power_cut`: the real `xrvlm run` killed at random moments loses nothing.
 //! - `preprocess_reference`: the table-driven resampler against a plain per-pixel reference.
+//! - `signature`: signed bundles: accepted under a trusting policy, every refusal (unsigned,
+//!   another key, changed manifest, a flipped byte anywhere, files outside the bundle), and
+//!   `keygen`/`sign`/`info`/`classify --require-signature` through the binary.
 
 mod allowed;
 mod bundle;
@@ -25,3 +28,4 @@ mod engine;
 mod open_world;
 mod power_cut;
 mod preprocess_reference;
+mod signature;
