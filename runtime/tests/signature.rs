@@ -1,8 +1,9 @@
 //! Signed bundles: a bundle signed by a trusted key opens; under a policy that requires a
 //! signature, an unsigned bundle, one signed by another key, one whose manifest changed after
 //! signing and one with a byte flipped in any file are refused, each saying which; files that
-//! resolve outside the bundle are refused signed or not; `keygen`, `sign`, `info` and
-//! `classify --require-signature` through the binary.
+//! resolve outside the bundle are refused signed or not; `keygen`, `sign`, `info`,
+//! `classify --require-signature` and `run` with a profile that requires a signature, through the
+//! binary.
 
 use crate::common;
 
@@ -327,6 +328,22 @@ fn sign_info_and_classify_require_signature_through_the_binary() {
         ])
     };
 
+    let check = xrvlm(&[
+        "check",
+        "--bundle",
+        &s("bundle"),
+        "--report",
+        &s("report.json"),
+        "--require-signature",
+        "--trusted-key",
+        &s("ours.pub"),
+    ]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        text(&check.stderr).contains("unsigned bundle"),
+        "{}",
+        text(&check.stderr)
+    );
     let out = classify(&s("ours.pub"));
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -385,5 +402,77 @@ fn sign_info_and_classify_require_signature_through_the_binary() {
         text(&info.stdout).contains("signature   INVALID"),
         "{}",
         text(&info.stdout)
+    );
+}
+
+/// A profile running `bundle` over a folder of one image, requiring a signature by `trusted`.
+fn signed_profile(dir: &Path, trusted: &SecretKey) -> std::path::PathBuf {
+    fs::create_dir_all(dir.join("frames")).unwrap();
+    random_image(24, 20, 9)
+        .save(dir.join("frames/a.png"))
+        .unwrap();
+    let text = format!(
+        r#"[deployment]
+id = "signed"
+location_name = "Bench"
+latitude = 0.0
+longitude = 0.0
+utc_offset = "+00:00"
+
+[source]
+kind = "folder"
+path = "frames"
+
+[model]
+bundle = "bundle"
+precision = "fp32"
+threads = 1
+require_signature = true
+trusted_keys = ["{}"]
+
+[motion]
+enabled = false
+
+[decision]
+blank_label = "owl"
+
+[output]
+folder = "out"
+"#,
+        trusted.public()
+    );
+    let path = dir.join("profile.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn run_starts_only_with_a_bundle_signed_by_a_key_its_profile_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = signed_bundle(dir.path());
+    let profile = signed_profile(dir.path(), &key);
+    let profile = profile.to_str().unwrap();
+    let run = || xrvlm(&["run", "--config", profile, "--max-frames", "1"]);
+
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let other = SecretKey::generate().unwrap();
+    signing::sign(&dir.path().join("bundle"), &other).unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not trusted"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    fs::remove_file(dir.path().join("bundle").join(SIGNATURE_FILE)).unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unsigned bundle"),
+        "{}",
+        text(&out.stderr)
     );
 }
