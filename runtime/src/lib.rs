@@ -14,7 +14,8 @@
 //! - [`bundle`]: [`bundle::Bundle::open`], which verifies a bundle directory before anything
 //!   runs, and the bundle's files: `manifest.toml` (its types are shared with the exporter),
 //!   the SHA-256 digests, the ONNX files' declared inputs and outputs, `prompts.safetensors`,
-//!   `golden/golden.json`.
+//!   `golden/golden.json`; signed bundles (`bundle::signing`: Ed25519 keys, `manifest.sig`, the
+//!   trust policy of [`bundle::Bundle::open_trusted`]).
 //! - [`scoring`]: CRM scoring (eval form, unfolded and folded) and softmax.
 //! - [`ranking`]: the one ranking rule (argmax, top-k, rank of a class) of both crates.
 //! - [`engine`]: the image model as a tract plan per precision (fp32, int8, f16), threads set.

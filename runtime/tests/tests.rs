@@ -13,6 +13,9 @@
 //! - `part_maps`: UnA's part maps as the image model's second output, and `classify --explain`.
 //! - `power_cut`: the real `xrvlm run` killed at random moments loses nothing.
 //! - `preprocess_reference`: the table-driven resampler against a plain per-pixel reference.
+//! - `signature`: signed bundles: accepted under a trusting policy, every refusal (unsigned,
+//!   another key, changed manifest, a flipped byte anywhere, files outside the bundle), and
+//!   `keygen`/`sign`/`info`/`classify --require-signature` through the binary.
 
 mod allowed;
 mod bundle;
@@ -27,3 +30,4 @@ mod open_world;
 mod part_maps;
 mod power_cut;
 mod preprocess_reference;
+mod signature;

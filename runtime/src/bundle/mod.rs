@@ -18,12 +18,21 @@
 //! check and use), and the model of the other precision costs nothing (`BENCHMARKS.md`, "Load
 //! time"). [`Bundle::verify_image_models`] hashes them all, for `xrvlm info`, which vouches for
 //! the whole bundle.
+//!
+//! [`Bundle::open_trusted`] opens a bundle under a [`TrustPolicy`] (`signing.rs`): when it
+//! requires a signature, the bytes of `manifest.toml` must carry a good signature by a trusted
+//! key before they are parsed, the very bytes checked are the ones parsed, and every file,
+//! image models included, is hashed before it is parsed, so a byte changed anywhere after
+//! signing is refused as a changed file rather than misread. Whatever the policy, every listed
+//! file must resolve inside the bundle directory: a symlink out of it is refused (paths with
+//! `..` or a leading `/` already fail the manifest's validation).
 
 pub mod golden;
 pub mod integrity;
 pub mod manifest;
 pub mod onnx_signature;
 pub mod prompts;
+pub mod signing;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -37,6 +46,7 @@ use self::onnx_signature::{
     format_shape, read_signature, Dim, SignatureError, TensorSignature, ELEM_FLOAT,
 };
 use self::prompts::{parse_prompts, PromptsError};
+use self::signing::{Fingerprint, PublicKey, SigningError, TrustPolicy};
 use crate::open_world::{PartPrototypes, PrototypesError};
 use crate::scoring::{CrmDims, CrmWeights};
 
@@ -54,6 +64,8 @@ pub struct Bundle {
     weights: CrmWeights,
     golden: Vec<GoldenEntry>,
     prototypes: Option<PartPrototypes>,
+    /// The key whose signature was checked, when the policy required one.
+    signer: Option<PublicKey>,
 }
 
 /// An image model's bytes, read once and found to match the manifest's size and SHA-256
@@ -95,6 +107,30 @@ pub enum BundleError {
     /// `manifest.toml` is missing, unreadable, of another format or inconsistent.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// A listed file (or the manifest) resolves, through a symlink, outside the bundle.
+    #[error(
+        "{}: resolves to {} outside the bundle directory; a bundle's files must live inside it",
+        file.display(),
+        target.display()
+    )]
+    OutsideBundle {
+        /// The file.
+        file: PathBuf,
+        /// Where it resolves to.
+        target: PathBuf,
+    },
+    /// The signature policy refused the bundle.
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    /// A file of a bundle whose signature is good differs from the signed manifest.
+    #[error("{source}: changed after the bundle was signed by {signer}")]
+    ChangedAfterSigning {
+        /// The signer.
+        signer: Fingerprint,
+        /// The mismatch (it names the file).
+        #[source]
+        source: Box<BundleError>,
+    },
     /// A listed file does not exist.
     #[error("{}: listed in the manifest but missing", file.display())]
     MissingFile {
@@ -166,22 +202,55 @@ pub enum BundleError {
 }
 
 impl Bundle {
-    /// Opens and verifies the bundle in `dir`.
+    /// Opens and verifies the bundle in `dir`, with no signature required.
     pub fn open(dir: &Path) -> Result<Self, BundleError> {
+        Self::open_trusted(dir, &TrustPolicy::permissive())
+    }
+
+    /// Opens and verifies the bundle in `dir` under `policy`: when it requires a signature,
+    /// the manifest must be signed by one of its keys and no file may have changed since.
+    pub fn open_trusted(dir: &Path, policy: &TrustPolicy) -> Result<Self, BundleError> {
         if !dir.is_dir() {
             return Err(BundleError::NotADirectory {
                 dir: dir.to_path_buf(),
             });
         }
-        let manifest = Manifest::load(&dir.join(MANIFEST_FILE))?;
+        let manifest_path = inside(dir, dir.join(MANIFEST_FILE))?;
+        let text =
+            std::fs::read_to_string(&manifest_path).map_err(|source| ManifestError::Read {
+                path: manifest_path.clone(),
+                source,
+            })?;
+        let signer = policy.check(dir, text.as_bytes())?;
+        let manifest = Manifest::parse(&text, &manifest_path)?;
+        let opened = Self::verify(dir, manifest, signer.is_some());
+        opened
+            .map(|bundle| Self { signer, ..bundle })
+            .map_err(|e| match (signer, e) {
+                (
+                    Some(signer),
+                    e @ (BundleError::DigestMismatch { .. }
+                    | BundleError::SizeMismatch { .. }
+                    | BundleError::MissingFile { .. }),
+                ) => BundleError::ChangedAfterSigning {
+                    signer: signer.fingerprint(),
+                    source: Box::new(e),
+                },
+                (_, e) => e,
+            })
+    }
+
+    /// Verifies every file against the parsed `manifest`; `hash_models` hashes the image models
+    /// before their declarations are read (a signed bundle), instead of when one is run.
+    fn verify(dir: &Path, manifest: Manifest, hash_models: bool) -> Result<Self, BundleError> {
         let dims = manifest
             .crm_dims()
             .expect("a validated manifest has non-zero sizes");
         for entry in &manifest.files {
             match entry.role {
                 // Hashed when read to be run (`image_model`), so only the one that runs is.
-                FileRole::Visual => verify_size(dir, entry)?,
-                FileRole::Prompts | FileRole::Golden | FileRole::OpenWorld => {
+                FileRole::Visual if !hash_models => verify_size(dir, entry)?,
+                FileRole::Visual | FileRole::Prompts | FileRole::Golden | FileRole::OpenWorld => {
                     verify_file(dir, entry)?
                 }
             }
@@ -199,7 +268,14 @@ impl Bundle {
             weights,
             golden,
             prototypes,
+            signer: None,
         })
+    }
+
+    /// The key whose signature was checked when the bundle was opened; `None` when the policy
+    /// did not require one (the bundle may still carry one: see [`signing::status`]).
+    pub fn signer(&self) -> Option<&PublicKey> {
+        self.signer.as_ref()
     }
 
     /// The bundle directory.
@@ -258,11 +334,30 @@ impl Bundle {
     }
 }
 
-/// The listed file, which must exist.
+/// The listed file, which must exist inside the bundle directory.
 fn existing(dir: &Path, entry: &FileEntry) -> Result<PathBuf, BundleError> {
     let file = dir.join(&entry.path);
     if !file.is_file() {
         return Err(BundleError::MissingFile { file });
+    }
+    inside(dir, file)
+}
+
+/// `file`, which must resolve (symlinks followed) inside `dir`. A missing file passes here
+/// and fails where it is read.
+fn inside(dir: &Path, file: PathBuf) -> Result<PathBuf, BundleError> {
+    let canonical = |path: &Path| {
+        std::fs::canonicalize(path).map_err(|source| BundleError::Unreadable {
+            file: path.to_path_buf(),
+            source,
+        })
+    };
+    if !file.exists() {
+        return Ok(file);
+    }
+    let (root, target) = (canonical(dir)?, canonical(&file)?);
+    if !target.starts_with(&root) {
+        return Err(BundleError::OutsideBundle { file, target });
     }
     Ok(file)
 }

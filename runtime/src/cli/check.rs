@@ -23,6 +23,7 @@ use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::engine::{PlanOptions, Precision};
 
 use super::classify::default_threads;
+use super::trust::TrustArgs;
 use super::Status;
 
 /// Appends one formatted line to a `String`.
@@ -47,6 +48,9 @@ pub struct CheckArgs {
     /// Threads for the image model (default: one per core).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
+    /// Which signatures the bundle must carry.
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Where to write the JSON report (default: check-report.json in the current folder).
     #[arg(long, default_value = "check-report.json")]
     pub report: PathBuf,
@@ -85,7 +89,8 @@ struct Report {
 
 /// Runs `check`.
 pub fn run(args: CheckArgs) -> Result<Status> {
-    let bundle = Bundle::open(&args.bundle)?;
+    let bundle = Bundle::open_trusted(&args.bundle, &args.trust.policy()?)
+        .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
     let threads = args.threads.unwrap_or_else(default_threads);
     let options = PlanOptions {
         precision: args.precision,

@@ -27,6 +27,7 @@ use super::detection_file::DEFAULT_MIN_DETECTION_CONF;
 use super::explain::{explain_chunk, SheetFolder};
 use super::inputs::{collect, Input};
 use super::output::{self, Format, Layout, Record, RunInfo};
+use super::trust::TrustArgs;
 use super::Status;
 
 /// Arguments of `classify`.
@@ -67,6 +68,9 @@ pub struct ClassifyArgs {
     /// Images (crops with --detections) per run of the image model.
     #[arg(long, default_value = "4")]
     pub batch_size: NonZeroUsize,
+    /// Which signatures the bundle must carry.
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Skip the files the existing --output already records and append the others.
     #[arg(long)]
     pub resume: bool,
@@ -235,7 +239,7 @@ fn classify_chunk(
 
 /// The bundle's classifier at the precision and threads asked for.
 pub fn load_classifier(args: &ClassifyArgs) -> Result<Classifier> {
-    let bundle = Bundle::open(&args.bundle)
+    let bundle = Bundle::open_trusted(&args.bundle, &args.trust.policy()?)
         .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
     let options = PlanOptions {
         precision: args.precision,

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use xrvlm_runtime::bundle::manifest::Manifest;
+use xrvlm_runtime::bundle::signing::{self, SignatureStatus};
 use xrvlm_runtime::bundle::Bundle;
 use xrvlm_runtime::engine::Precision;
 
@@ -28,7 +29,20 @@ pub fn run(args: InfoArgs) -> Result<Status> {
     let bundle = Bundle::open(&args.bundle).with_context(context)?;
     bundle.verify_image_models().with_context(context)?;
     print!("{}", summary(&bundle));
+    println!("{}", signature_line(&bundle));
     Ok(Status::Success)
+}
+
+/// Who signed the manifest, as `manifest.sig` says, checked against the manifest (not against
+/// any trusted key: `info` has no policy; `run`, `classify` and `check` do).
+fn signature_line(bundle: &Bundle) -> String {
+    match signing::status(bundle.dir()) {
+        SignatureStatus::Unsigned => "signature   unsigned".into(),
+        SignatureStatus::Valid(key) => {
+            format!("signature   signed by {} (valid): {key}", key.fingerprint())
+        }
+        SignatureStatus::Invalid(e) => format!("signature   INVALID: {e}"),
+    }
 }
 
 /// The printed summary.

@@ -16,8 +16,11 @@ mod explain;
 mod export_camtrap;
 mod info;
 mod inputs;
+mod keygen;
 mod output;
 mod run;
+mod sign;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -48,6 +51,10 @@ enum Command {
     Run(run::RunArgs),
     /// Write a Camtrap DP package from a field detection log.
     ExportCamtrap(export_camtrap::ExportCamtrapArgs),
+    /// Make an Ed25519 key pair for signing bundles.
+    Keygen(keygen::KeygenArgs),
+    /// Verify a bundle and sign its manifest (writes manifest.sig).
+    Sign(sign::SignArgs),
 }
 
 /// How a command that ran to the end went.
@@ -71,6 +78,8 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::ExportCamtrap(args) => export_camtrap::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Sign(args) => sign::run(args),
     };
     match result {
         Ok(Status::Success) => ExitCode::SUCCESS,

@@ -303,7 +303,14 @@ fn check_deployment(d: &Deployment) -> Result<(), Problem> {
 }
 
 fn check_model(m: &ModelConfig) -> Result<(), Problem> {
-    Problem::check_range("model.top_k", m.top_k, 1, 1000)
+    Problem::check_range("model.top_k", m.top_k, 1, 1000)?;
+    if m.require_signature && m.trusted_keys.is_empty() {
+        return Err(Problem::new(
+            "model.trusted_keys",
+            "require_signature = true needs at least one trusted key",
+        ));
+    }
+    Ok(())
 }
 
 fn check_motion(m: &MotionConfig) -> Result<(), Problem> {

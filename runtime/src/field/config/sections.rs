@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::byte_size::ByteSize;
 use crate::allowed::SpeciesList;
+use crate::bundle::signing::{PublicKey, TrustPolicy};
 use crate::engine::Precision;
 use crate::taxonomy::RollUpTo;
 use crate::timestamp::UtcOffset;
@@ -144,6 +145,25 @@ pub struct ModelConfig {
     /// Classes kept per frame in the log.
     #[serde(default = "default_top_k")]
     pub top_k: usize,
+    /// Public keys (`ed25519:<hex>`, the text of an `xrvlm keygen` `.pub` file) whose
+    /// signature on the bundle is accepted.
+    #[serde(default)]
+    pub trusted_keys: Vec<PublicKey>,
+    /// Refuse a bundle that is not signed by one of `trusted_keys`, or that changed after it
+    /// was signed.
+    #[serde(default)]
+    pub require_signature: bool,
+}
+
+impl ModelConfig {
+    /// The signature policy the bundle is opened under.
+    pub fn trust_policy(&self) -> TrustPolicy {
+        if self.require_signature {
+            TrustPolicy::require(self.trusted_keys.clone())
+        } else {
+            TrustPolicy::permissive()
+        }
+    }
 }
 
 fn default_precision() -> Precision {

@@ -94,6 +94,33 @@ fn minimal_profile_gets_the_documented_defaults() {
 }
 
 #[test]
+fn trusted_keys_are_public_keys_and_a_required_signature_needs_one() {
+    let secret = format!("ed25519-secret:{}", "3b".repeat(32));
+    let key = crate::bundle::signing::SecretKey::parse(&secret)
+        .unwrap()
+        .public()
+        .to_string();
+    let p = parse(&MINIMAL.replace(
+        "bundle = \"bundle\"",
+        &format!("bundle = \"bundle\"\nrequire_signature = true\ntrusted_keys = [\"{key}\"]"),
+    ))
+    .unwrap();
+    assert!(p.model.trust_policy().is_required());
+    assert_eq!(p.model.trust_policy().trusted()[0].to_string(), key);
+    assert!(!parse(MINIMAL).unwrap().model.trust_policy().is_required());
+    let (_, key_name, message) = invalid(&MINIMAL.replace(
+        "bundle = \"bundle\"",
+        "bundle = \"bundle\"\nrequire_signature = true",
+    ));
+    assert_eq!(key_name, "model.trusted_keys", "{message}");
+    let (_, _, message) = invalid(&MINIMAL.replace(
+        "bundle = \"bundle\"",
+        "bundle = \"bundle\"\ntrusted_keys = [\"ed25519:00\"]",
+    ));
+    assert!(message.contains("64 hex digits"), "{message}");
+}
+
+#[test]
 fn unknown_key_names_file_line_and_key() {
     let text = MINIMAL.replace("fps = 5", "fpss = 5");
     let (position, key, message) = invalid(&text);

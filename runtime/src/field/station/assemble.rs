@@ -61,7 +61,8 @@ pub fn open_station(profile: &Profile, options: StationOptions) -> Result<Statio
 
 fn open_classifier(profile: &Profile) -> Result<Classifier, StationError> {
     let model = &profile.model;
-    let bundle = Bundle::open(&model.bundle).map_err(|e| StationError::Setup(e.to_string()))?;
+    let bundle = Bundle::open_trusted(&model.bundle, &model.trust_policy())
+        .map_err(|e| StationError::Setup(e.to_string()))?;
     let threads = model
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));

@@ -10,6 +10,7 @@ use crate::export::bundle::{export_bundle, BundleOptions};
 use crate::export::calibrate::ActivationRange;
 use crate::export::Int8Options;
 use crate::open_world::{self, parse_recall, OpenWorldOptions};
+use xrvlm_runtime::bundle::signing::{self, SecretKey, SIGNATURE_FILE};
 use xrvlm_runtime::open_world::ScoreKind;
 
 /// Arguments of `export`.
@@ -74,10 +75,21 @@ pub struct ExportArgs {
     /// dataset's species.json or a CSV file (`label` and any of genus, family, order, class).
     #[arg(long)]
     pub taxonomy: Option<PathBuf>,
+    /// Sign the bundle after it is written and verified, with this secret key (`PREFIX.key`
+    /// of `xrvlm keygen`): writes manifest.sig, as `xrvlm sign` does.
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
 }
 
 /// Runs `export`.
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    // Read before the export's long run, so a wrong key path fails at once.
+    let sign_key = args
+        .sign_key
+        .as_deref()
+        .map(SecretKey::load)
+        .transpose()
+        .context("--sign-key")?;
     let opts = BundleOptions {
         checkpoint: args.checkpoint,
         out: args.out,
@@ -134,6 +146,16 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(o) = &report.manifest.open_world {
         println!("{}", open_world::describe(o));
+    }
+    if let Some(key) = &sign_key {
+        // `export_bundle` has opened the written bundle through the runtime: it is verified.
+        let signer = signing::sign(&opts.out, key)
+            .with_context(|| format!("signing {}", opts.out.display()))?;
+        println!(
+            "{}: signed by {} ({SIGNATURE_FILE})",
+            opts.out.display(),
+            signer.fingerprint()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
