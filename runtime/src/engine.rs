@@ -255,6 +255,17 @@ pub struct ModelShape {
     pub embed: usize,
 }
 
+impl ModelShape {
+    /// The shape `bundle`'s manifest gives its image models.
+    pub fn of(bundle: &Bundle) -> Self {
+        Self {
+            image_size: bundle.manifest().backbone.image_size as usize,
+            parts: bundle.dims().parts(),
+            embed: bundle.dims().embed(),
+        }
+    }
+}
+
 impl Plan {
     /// The integer matrix products of this plan ([`int8_products`]).
     pub fn int8_products(&self) -> Vec<(String, String)> {
@@ -283,11 +294,7 @@ impl Plan {
                     precision,
                     needed: precision.source(),
                 })??;
-        let shape = ModelShape {
-            image_size: bundle.manifest().backbone.image_size as usize,
-            parts: bundle.dims().parts(),
-            embed: bundle.dims().embed(),
-        };
+        let shape = ModelShape::of(bundle);
         Self::from_onnx(model.path(), model.bytes(), shape, options)
     }
 
@@ -309,15 +316,27 @@ impl Plan {
                 message: format!("{e:#}"),
             }
         })?;
-        Ok(Self {
+        Ok(Self::assemble(options, runnable, executor, shape, None))
+    }
+
+    /// A plan of `runnable` for a model of `shape`, with the part maps' layout when it was
+    /// built with them.
+    fn assemble(
+        options: PlanOptions,
+        runnable: Arc<TypedRunnableModel>,
+        executor: Executor,
+        shape: ModelShape,
+        maps: Option<MapsShape>,
+    ) -> Self {
+        Self {
             options,
             runnable,
             executor,
             image_size: shape.image_size,
             parts: shape.parts,
             embed: shape.embed,
-            maps: None,
-        })
+            maps,
+        }
     }
 
     /// The options the plan was built with.

@@ -224,11 +224,7 @@ impl Plan {
             .ok_or_else(|| EngineError::NoPartMaps {
                 file: model.path().to_path_buf(),
             })?;
-        let shape = ModelShape {
-            image_size: bundle.manifest().backbone.image_size as usize,
-            parts: bundle.dims().parts(),
-            embed: bundle.dims().embed(),
-        };
+        let shape = ModelShape::of(bundle);
         Self::from_onnx_explained(model.path(), model.bytes(), shape, options, tensor)
     }
 
@@ -263,15 +259,13 @@ impl Plan {
             rows: shape.parts + 1,
             found,
         })?;
-        Ok(Self {
+        Ok(Self::assemble(
             options,
             runnable,
             executor,
-            image_size: shape.image_size,
-            parts: shape.parts,
-            embed: shape.embed,
-            maps: Some(maps),
-        })
+            shape,
+            Some(maps),
+        ))
     }
 
     /// Whether the plan was built with the part maps ([`Plan::run_explained`]).
