@@ -5,17 +5,14 @@
 //! for the `part_prototype` score) are written: the image models, prompts and golden files stay
 //! byte for byte. The export runs the same step on its evaluation set.
 
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
-use xrvlm_runtime::bundle::Bundle;
-use xrvlm_runtime::classifier::Classifier;
-use xrvlm_runtime::engine::{PlanOptions, Precision};
+use xrvlm_runtime::engine::Precision;
 use xrvlm_runtime::open_world::ScoreKind;
 
+use super::open_classifier;
 use crate::data::image_folder::load_image_folder;
 use crate::open_world::{
     self, calibrate_section, describe, install, parse_recall, OpenWorldOptions,
@@ -47,13 +44,7 @@ pub struct CalibrateOpenWorldArgs {
 
 /// Runs `calibrate-open-world`.
 pub fn run(args: CalibrateOpenWorldArgs) -> anyhow::Result<ExitCode> {
-    let bundle = Bundle::open(&args.bundle)
-        .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
-    let options = PlanOptions {
-        precision: Precision::Fp32,
-        threads: NonZeroUsize::new(args.threads.max(1)).expect("at least one"),
-    };
-    let classifier = Classifier::new(bundle, options).context("preparing the fp32 image model")?;
+    let classifier = open_classifier(&args.bundle, Precision::Fp32, args.threads)?;
     let ds = load_image_folder(&args.data)?;
     let options = OpenWorldOptions {
         score: args.score,

@@ -16,9 +16,15 @@ pub mod synth;
 pub mod synth_scenes;
 pub mod train;
 
+use std::num::NonZeroUsize;
+use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use xrvlm_runtime::bundle::Bundle;
+use xrvlm_runtime::classifier::Classifier;
+use xrvlm_runtime::engine::{PlanOptions, Precision};
 
 /// Companion training tool of xrvlm-edge: CLIP towers, XR-VLM and its baselines.
 #[derive(Debug, Parser)]
@@ -63,6 +69,22 @@ pub enum Command {
     SynthScenes(synth_scenes::SynthScenesArgs),
     /// Score the nearest-centroid colour-histogram baseline on a train and a test ImageFolder.
     HistogramBaseline(histogram::HistogramArgs),
+}
+
+/// The runtime's classifier of the bundle at `dir`, at `precision` on `threads` (at least one):
+/// what the subcommands that measure a bundle run, as a device would.
+pub fn open_classifier(
+    dir: &Path,
+    precision: Precision,
+    threads: usize,
+) -> anyhow::Result<Classifier> {
+    let bundle = Bundle::open(dir).with_context(|| format!("loading bundle {}", dir.display()))?;
+    let options = PlanOptions {
+        precision,
+        threads: NonZeroUsize::new(threads.max(1)).expect("at least one"),
+    };
+    Classifier::new(bundle, options)
+        .with_context(|| format!("preparing the {precision} image model"))
 }
 
 /// Runs the chosen subcommand.

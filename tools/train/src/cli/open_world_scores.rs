@@ -11,18 +11,16 @@
 //! score, or not at all).
 
 use std::io::Write;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use serde_json::{json, Map, Value};
-use xrvlm_runtime::bundle::Bundle;
-use xrvlm_runtime::classifier::Classifier;
-use xrvlm_runtime::engine::{PlanOptions, Precision};
+use xrvlm_runtime::engine::Precision;
 use xrvlm_runtime::open_world::ScoreKind;
 
+use super::open_classifier;
 use crate::data::image_folder::load_image_folder;
 use crate::open_world::score_dataset;
 
@@ -48,14 +46,7 @@ pub struct OpenWorldScoresArgs {
 
 /// Runs `open-world-scores`.
 pub fn run(args: OpenWorldScoresArgs) -> anyhow::Result<ExitCode> {
-    let bundle = Bundle::open(&args.bundle)
-        .with_context(|| format!("loading bundle {}", args.bundle.display()))?;
-    let options = PlanOptions {
-        precision: args.precision,
-        threads: NonZeroUsize::new(args.threads.max(1)).expect("at least one"),
-    };
-    let classifier = Classifier::new(bundle, options)
-        .with_context(|| format!("preparing the {} image model", args.precision))?;
+    let classifier = open_classifier(&args.bundle, args.precision, args.threads)?;
     let ds = load_image_folder(&args.data)?;
     let scored = score_dataset(&classifier, &ds)?;
     let mut out = std::io::BufWriter::new(
