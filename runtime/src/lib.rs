@@ -32,6 +32,10 @@
 //! - [`field`]: the field runtime's parts: board profiles, frame sources, the motion gate,
 //!   decisions and events, the detection log, saved frames, the status screen and the Camtrap DP
 //!   export.
+//! - [`detection_file`]: the MegaDetector batch-output file that `classify --detections` reads.
+//! - [`resume`]: what `classify --resume` reads back from an output it wrote before.
+//! - [`fuzzing`]: one entry per parser of outside input, for the fuzzers (`runtime/fuzz`) and
+//!   the test that replays their corpora.
 //! - [`prelude`]: the handful of names most callers need, for `use xrvlm_runtime::prelude::*`.
 //!
 //! The `xrvlm` binary (`src/main.rs`, commands in `src/cli/`) is a thin shell over these.
@@ -44,14 +48,17 @@ pub mod bundle;
 pub mod check;
 pub mod classifier;
 pub mod crop;
+pub mod detection_file;
 pub mod engine;
 pub mod field;
+pub mod fuzzing;
 pub mod image_io;
 pub mod open_world;
 pub mod part_maps;
 pub mod preprocess;
 pub mod ranking;
 mod resample;
+pub mod resume;
 pub mod scoring;
 pub mod taxonomy;
 #[cfg(test)]

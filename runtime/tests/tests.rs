@@ -7,6 +7,7 @@
 //! - `cli`: the `xrvlm` binary end to end.
 //! - `detections`: `xrvlm classify --detections` on camera-trap photos and a MegaDetector file,
 //!   its output read back by Rust and by Python's `json` module.
+//! - `fuzz_corpus`: every fuzz target's committed corpus replayed (`runtime/fuzz`).
 //! - `engine`: the tract plans and the classifier against hand-computed and pinned outputs.
 //! - `open_world`: the unknown-species rule: the demo bundle on real Reconyx photos (unknown or
 //!   blank, never a bird), a bundle without `[open_world]`, and the rule in classify's outputs.
@@ -26,6 +27,7 @@ mod cli;
 mod common;
 mod detections;
 mod engine;
+mod fuzz_corpus;
 mod open_world;
 mod part_maps;
 mod power_cut;

@@ -23,12 +23,12 @@ use xrvlm_runtime::field::config::{DecisionConfig, DEFAULT_BLANK_LABEL, DEFAULT_
 use xrvlm_runtime::field::decision::Decider;
 use xrvlm_runtime::taxonomy::RollUpTo;
 
-use super::detection_file::DEFAULT_MIN_DETECTION_CONF;
 use super::explain::{explain_chunk, SheetFolder};
 use super::inputs::{collect, Input};
 use super::output::{self, Format, Layout, Record, RunInfo};
 use super::trust::TrustArgs;
 use super::Status;
+use xrvlm_runtime::detection_file::DEFAULT_MIN_DETECTION_CONF;
 
 /// Arguments of `classify`.
 #[derive(Debug, clap::Args)]

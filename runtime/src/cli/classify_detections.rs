@@ -19,7 +19,7 @@
 //!   in JSONL and CSV).
 //!
 //! A detection file that is not MegaDetector's format is refused before the bundle is loaded
-//! ([`super::detection_file`]).
+//! ([`xrvlm_runtime::detection_file`]).
 
 use std::path::Path;
 
@@ -31,9 +31,9 @@ use xrvlm_runtime::field::decision::Decider;
 use xrvlm_runtime::image_io::load_rgb;
 
 use super::classify::{load_classifier, progress_bar, run_info, ClassifyArgs};
-use super::detection_file::{DetectionFile, DetectionImage, Target};
 use super::output::{self, ClassifiedDetection, DetectionRecord, Layout, SkippedDetection};
 use super::Status;
+use xrvlm_runtime::detection_file::{DetectionFile, DetectionImage, Target};
 
 /// Runs `classify --detections detections`.
 pub fn run(args: &ClassifyArgs, detections: &Path) -> Result<Status> {

@@ -11,7 +11,6 @@ mod bench;
 mod check;
 mod classify;
 mod classify_detections;
-mod detection_file;
 mod explain;
 mod export_camtrap;
 mod info;

@@ -15,9 +15,10 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 
 use xrvlm_runtime::classifier::Prediction;
+use xrvlm_runtime::resume;
 
 use super::{complete_lines, line_writer, DetectionRecord, Layout, Record, RunInfo};
 
@@ -180,28 +181,6 @@ fn detection_cells(file: &str, index: usize, bbox: [f64; 4], conf: f64) -> Vec<S
 /// none). A header for another top-k is an error: the rows would not line up.
 fn recorded_files(path: &Path, expected: &[String]) -> Result<(HashSet<String>, bool)> {
     let text = complete_lines(path)?;
-    if text.trim().is_empty() {
-        return Ok((HashSet::new(), false));
-    }
-    let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
-    let found: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("{}: cannot read the CSV header", path.display()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    if found != expected {
-        bail!(
-            "{}: its columns {found:?} differ from this run's {expected:?} (another --top-k, or \
-             written with(out) --detections?); cannot resume it",
-            path.display()
-        );
-    }
-    let mut done = HashSet::new();
-    for row in reader.records() {
-        let row =
-            row.with_context(|| format!("{}: not a CSV of `xrvlm classify`", path.display()))?;
-        done.insert(row[0].to_string());
-    }
-    Ok((done, true))
+    resume::csv_files(&text, expected)
+        .map_err(|e| anyhow!("{}: {e}; cannot resume it", path.display()))
 }

@@ -30,6 +30,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
+use xrvlm_runtime::resume;
 
 use super::{complete_lines, line_writer, DetectionRecord, Record};
 
@@ -134,23 +135,5 @@ pub fn detection_rows(record: &DetectionRecord) -> Vec<Value> {
 /// The `file` of every complete line of an existing output.
 fn recorded_files(path: &Path) -> Result<HashSet<String>> {
     let text = complete_lines(path)?;
-    let mut done = HashSet::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let file = serde_json::from_str::<Value>(line)
-            .ok()
-            .and_then(|v| v.get("file").and_then(Value::as_str).map(str::to_string))
-            .ok_or_else(|| {
-                anyhow!(
-                    "{}:{}: not a record of `xrvlm classify --format jsonl`; cannot resume it",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-        done.insert(file);
-    }
-    Ok(done)
+    resume::jsonl_files(&text).map_err(|e| anyhow!("{}:{e}; cannot resume it", path.display()))
 }

@@ -32,10 +32,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Map, Value};
 use xrvlm_runtime::classifier::Prediction;
 use xrvlm_runtime::crop::CropRule;
+use xrvlm_runtime::resume;
 use xrvlm_runtime::timestamp::UtcTime;
 
 use super::{sibling, DetectionRecord, Layout, Record, RunInfo};
@@ -75,10 +76,7 @@ impl MegadetectorSink {
         } else {
             Vec::new()
         };
-        let done = images
-            .iter()
-            .filter_map(|im| im.get("file").and_then(Value::as_str).map(str::to_string))
-            .collect();
+        let done = resume::image_files(&images);
         let sink = Self {
             path: path.to_path_buf(),
             info: info.clone(),
@@ -305,31 +303,8 @@ fn detection_entry(record: &DetectionRecord, unknown: Option<&str>) -> Value {
 fn existing_images(path: &Path, info: &RunInfo) -> Result<Vec<Value>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let doc: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a MegaDetector JSON document", path.display()))?;
-    let written: Option<Vec<String>> = doc
-        .get("classification_categories")
-        .and_then(Value::as_object)
-        .map(|cats| {
-            (0..cats.len())
-                .map(|i| {
-                    cats.get(&i.to_string())
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string()
-                })
-                .collect()
-        });
-    if written.as_ref() != Some(&categories(info).0) {
-        bail!(
-            "{}: its classification_categories differ from this bundle's classes; cannot resume it",
-            path.display()
-        );
-    }
-    match doc.get("images") {
-        Some(Value::Array(images)) => Ok(images.clone()),
-        _ => bail!("{}: has no images list; cannot resume it", path.display()),
-    }
+    resume::megadetector_images(&text, &categories(info).0)
+        .map_err(|e| anyhow!("{}: {e}; cannot resume it", path.display()))
 }
 
 /// The current UTC time as `YYYY-MM-DD HH:MM:SS`, the format's timestamp form.

@@ -223,7 +223,7 @@ fn complete_lines(path: &Path) -> Result<String> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     if !text.is_empty() && !text.ends_with('\n') {
-        let keep = text.rfind('\n').map_or(0, |i| i + 1);
+        let keep = xrvlm_runtime::resume::complete_len(&text);
         text.truncate(keep);
         let file = OpenOptions::new()
             .write(true)

@@ -17,8 +17,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::crop::{BoxError, NormalizedBox};
 use serde_json::{Map, Value};
-use xrvlm_runtime::crop::{BoxError, NormalizedBox};
 
 /// The detection confidence below which `--detections` does not classify by default:
 /// MegaDetector's typical detection threshold (its `typical_detection_threshold` for

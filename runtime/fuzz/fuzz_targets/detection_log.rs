@@ -1,0 +1,3 @@
+//! `xrvlm_runtime::fuzzing::detection_log` under libFuzzer.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| xrvlm_runtime::fuzzing::detection_log(data));

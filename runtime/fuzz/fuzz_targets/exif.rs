@@ -1,0 +1,3 @@
+//! `xrvlm_runtime::fuzzing::exif` under libFuzzer.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| xrvlm_runtime::fuzzing::exif(data));
