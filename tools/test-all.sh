@@ -19,6 +19,8 @@ command -v file >/dev/null 2>&1 || need_apt+=(file)
 # The runtime's tests read `classify --detections` output with Python's json module, as
 # MegaDetector's and Timelapse's Python tools do.
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# The service unit's hardening is checked offline by systemd's analyzer (no systemd as init).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -29,6 +31,11 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup target list --installed | grep -qx aarch64-unknown-linux-musl \
     || rustup target add aarch64-unknown-linux-musl
+
+# The field service's sandbox (deploy/xrvlm.service, docs/DEPLOY.md "Hardening"): fails if its
+# exposure rises above 2.0, "OK" (--threshold is the exposure times 10). Not `systemd-analyze
+# verify`: it refuses the unit because /usr/local/bin/xrvlm does not exist on a CI machine.
+systemd-analyze security --offline=yes --threshold=20 deploy/xrvlm.service
 
 # No incremental caches: a one-shot build does not reuse them and they cost disk.
 export CARGO_INCREMENTAL=0
