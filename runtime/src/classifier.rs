@@ -283,8 +283,18 @@ impl Classifier {
         paths: &[PathBuf],
         k: usize,
     ) -> Result<Vec<Result<Prediction, ImageError>>, EngineError> {
-        let loaded: Vec<Result<Vec<f32>, ImageError>> =
-            paths.iter().map(|p| self.load_image(p)).collect();
+        let loaded = paths.iter().map(|p| self.load_image(p)).collect();
+        self.classify_loaded(loaded, k)
+    }
+
+    /// Classifies the images [`Classifier::load_image`] read, as one batch, in order; one that
+    /// failed to load stays its error. What [`Classifier::classify_files`] does once the files
+    /// are read, for callers that read them elsewhere (on other threads, ahead of the model).
+    pub fn classify_loaded(
+        &self,
+        loaded: Vec<Result<Vec<f32>, ImageError>>,
+        k: usize,
+    ) -> Result<Vec<Result<Prediction, ImageError>>, EngineError> {
         let batch: Vec<f32> = loaded
             .iter()
             .filter_map(|r| r.as_ref().ok())

@@ -34,6 +34,7 @@
 //!   export.
 //! - [`detection_file`]: the MegaDetector batch-output file that `classify --detections` reads.
 //! - [`resume`]: what `classify --resume` reads back from an output it wrote before.
+//! - [`prefetch`]: the next items prepared on worker threads while the caller works, in order.
 //! - [`fuzzing`]: one entry per parser of outside input, for the fuzzers (`runtime/fuzz`) and
 //!   the test that replays their corpora.
 //! - [`prelude`]: the handful of names most callers need, for `use xrvlm_runtime::prelude::*`.
@@ -55,6 +56,7 @@ pub mod fuzzing;
 pub mod image_io;
 pub mod open_world;
 pub mod part_maps;
+pub mod prefetch;
 pub mod preprocess;
 pub mod ranking;
 mod resample;

@@ -120,6 +120,36 @@ fn classify_jsonl_records_every_image_and_the_corrupt_one_as_a_failure() {
 }
 
 #[test]
+fn pipelined_classify_writes_what_one_image_at_a_time_writes() {
+    let f = Fixture::new();
+    for i in 0..9 {
+        random_image(20 + i, 24, u64::from(10 + i))
+            .save(f.path(&format!("samples/sub/x{i}.png")))
+            .unwrap();
+    }
+    // A path that is not there: an unusable input among the files, recorded in its place.
+    let missing = f.s("samples/missing.png");
+    let serial = f.classify(
+        "jsonl",
+        "serial.jsonl",
+        &["--batch-size", "1", "--decode-threads", "1", &missing],
+    );
+    let piped = f.classify(
+        "jsonl",
+        "piped.jsonl",
+        &["--batch-size", "3", "--decode-threads", "4", &missing],
+    );
+    assert_eq!(serial.status.code(), Some(2), "{}", stderr(&serial));
+    assert_eq!(piped.status.code(), Some(2), "{}", stderr(&piped));
+    let records = jsonl_records(&f.path("serial.jsonl"));
+    assert_eq!(records.len(), 14, "{records:?}");
+    assert_eq!(
+        fs::read_to_string(f.path("piped.jsonl")).unwrap(),
+        fs::read_to_string(f.path("serial.jsonl")).unwrap()
+    );
+}
+
+#[test]
 fn classify_csv_has_a_header_and_one_row_per_file() {
     let f = Fixture::new();
     let out = f.classify("csv", "out.csv", &[]);

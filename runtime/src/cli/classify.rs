@@ -17,10 +17,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use xrvlm_runtime::allowed::SpeciesList;
 use xrvlm_runtime::bundle::manifest::ClassInfo;
 use xrvlm_runtime::bundle::Bundle;
-use xrvlm_runtime::classifier::Classifier;
+use xrvlm_runtime::classifier::{Classifier, ImageError};
 use xrvlm_runtime::engine::{PlanOptions, Precision};
 use xrvlm_runtime::field::config::{DecisionConfig, DEFAULT_BLANK_LABEL, DEFAULT_THRESHOLD};
 use xrvlm_runtime::field::decision::Decider;
+use xrvlm_runtime::prefetch;
 use xrvlm_runtime::taxonomy::RollUpTo;
 
 use super::explain::{explain_chunk, SheetFolder};
@@ -68,6 +69,10 @@ pub struct ClassifyArgs {
     /// Images (crops with --detections) per run of the image model.
     #[arg(long, default_value = "4")]
     pub batch_size: NonZeroUsize,
+    /// Threads that read and preprocess the next images while the model runs (default: one
+    /// per core).
+    #[arg(long, value_name = "N")]
+    pub decode_threads: Option<NonZeroUsize>,
     /// Which signatures the bundle must carry.
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -170,23 +175,43 @@ pub fn run(args: ClassifyArgs) -> Result<Status> {
         .filter(|i| !done.contains(&key(i)))
         .collect();
     let progress = progress_bar(inputs.len() as u64, args.quiet);
-    let mut sheets = args
-        .explain
-        .as_deref()
-        .map(SheetFolder::create)
-        .transpose()?;
     let mut failed = 0usize;
-    let decider = args.decider();
-    for chunk in inputs.chunks(args.batch_size.get()) {
-        let records = match &mut sheets {
-            Some(folder) => explain_chunk(&classifier, &decider, chunk, info.top_k, folder)?,
-            None => classify_chunk(&classifier, &decider, chunk, info.top_k)?,
-        };
+    let mut write = |records: Vec<Record>| -> Result<()> {
         for record in records {
             failed += usize::from(record.outcome.is_err());
             sink.write(&record)?;
             progress.inc(1);
         }
+        Ok(())
+    };
+    let decider = args.decider();
+    let (k, batch) = (info.top_k, args.batch_size.get());
+    if let Some(dir) = &args.explain {
+        let mut folder = SheetFolder::create(dir)?;
+        for chunk in inputs.chunks(batch) {
+            write(explain_chunk(&classifier, &decider, chunk, k, &mut folder)?)?;
+        }
+    } else {
+        // The next images are read and preprocessed on `decoders` threads while the model runs
+        // on this one; at most two batches and one image per decoder wait in memory.
+        let decoders = args.decode_threads.unwrap_or_else(default_threads);
+        let ahead = NonZeroUsize::new(2 * batch + decoders.get()).expect("batch ≥ 1");
+        let mut loaded = Vec::with_capacity(batch);
+        prefetch::in_order(
+            &inputs,
+            decoders,
+            ahead,
+            |input| load(&classifier, input),
+            |i, image| {
+                loaded.push(image);
+                if loaded.len() == batch || i + 1 == inputs.len() {
+                    let chunk = &inputs[i + 1 - loaded.len()..=i];
+                    let images = std::mem::replace(&mut loaded, Vec::with_capacity(batch));
+                    write(classify_chunk(&classifier, &decider, chunk, images, k)?)?;
+                }
+                anyhow::Ok(())
+            },
+        )?;
     }
     progress.finish_and_clear();
     sink.finish()?;
@@ -200,22 +225,27 @@ pub fn run(args: ClassifyArgs) -> Result<Status> {
     Ok(Status::Success)
 }
 
-/// Records for one batch of inputs, in order.
+/// An input read and preprocessed for the model; `None` for one that is not a usable file.
+type Loaded = Option<Result<Vec<f32>, ImageError>>;
+
+/// Reads and preprocesses `input` (on a decoder thread).
+fn load(classifier: &Classifier, input: &Input) -> Loaded {
+    match input {
+        Input::File(path) => Some(classifier.load_image(path)),
+        Input::Unusable(..) => None,
+    }
+}
+
+/// Records for one batch of inputs and what [`load`] made of each, in order.
 fn classify_chunk(
     classifier: &Classifier,
     decider: &Decider,
     chunk: &[Input],
+    loaded: Vec<Loaded>,
     k: usize,
 ) -> Result<Vec<Record>> {
-    let files: Vec<PathBuf> = chunk
-        .iter()
-        .filter_map(|i| match i {
-            Input::File(p) => Some(p.clone()),
-            Input::Unusable(..) => None,
-        })
-        .collect();
     let mut results = classifier
-        .classify_files(&files, k)
+        .classify_loaded(loaded.into_iter().flatten().collect(), k)
         .context("running the image model")?
         .into_iter();
     Ok(chunk
