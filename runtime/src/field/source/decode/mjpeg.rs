@@ -22,14 +22,28 @@ const DHT: u8 = 0xC4;
 const SOS: u8 = 0xDA;
 const EOI: u8 = 0xD9;
 
-/// Decodes one MJPEG frame to RGB8.
-pub fn mjpeg_to_rgb(data: &[u8]) -> Result<RgbImage, ConvertError> {
+/// Decodes one MJPEG frame of a camera that negotiated `width`×`height` to RGB8. A frame whose
+/// header claims more than that is refused before anything is allocated for its pixels: a
+/// corrupt header could otherwise ask for 16384×16384 (768 MiB on a 4 GiB board).
+pub fn mjpeg_to_rgb(data: &[u8], width: u32, height: u32) -> Result<RgbImage, ConvertError> {
     let jpeg = with_huffman_tables(data)?;
     if !jpeg_ends_after_last_scan(&jpeg) {
         return Err(ConvertError::Truncated);
     }
     let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(jpeg.as_ref()), options);
+    decoder
+        .decode_headers()
+        .map_err(|e| ConvertError::Jpeg(e.to_string()))?;
+    let (w, h) = decoder
+        .dimensions()
+        .ok_or(ConvertError::Jpeg("no image header".to_owned()))?;
+    if w > width as usize || h > height as usize {
+        return Err(ConvertError::MjpegTooLarge {
+            found: (w, h),
+            negotiated: (width, height),
+        });
+    }
     let pixels = decoder
         .decode()
         .map_err(|e| ConvertError::Jpeg(e.to_string()))?;
@@ -119,7 +133,7 @@ mod tests {
 
     #[test]
     fn mjpeg_with_tables_decodes_like_libjpeg() {
-        let rgb = mjpeg_to_rgb(&fixture("mjpeg_dht.jpg")).expect("decode");
+        let rgb = mjpeg_to_rgb(&fixture("mjpeg_dht.jpg"), 64, 48).expect("decode");
         assert_close(&rgb, &reference());
     }
 
@@ -127,24 +141,49 @@ mod tests {
     fn mjpeg_without_tables_decodes_with_the_standard_ones() {
         let data = fixture("mjpeg_no_dht.jpg");
         assert!(!has_huffman_tables(&data).expect("jpeg"));
-        let rgb = mjpeg_to_rgb(&data).expect("decode");
+        let rgb = mjpeg_to_rgb(&data, 64, 48).expect("decode");
         assert_close(&rgb, &reference());
         // Same pixels as the frame that carried its tables.
-        let with = mjpeg_to_rgb(&fixture("mjpeg_dht.jpg")).expect("decode");
+        let with = mjpeg_to_rgb(&fixture("mjpeg_dht.jpg"), 64, 48).expect("decode");
         assert_eq!(rgb, with);
+    }
+
+    #[test]
+    fn a_frame_larger_than_negotiated_is_refused() {
+        let data = fixture("mjpeg_dht.jpg");
+        let err = mjpeg_to_rgb(&data, 64, 40).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConvertError::MjpegTooLarge {
+                    found: (64, 48),
+                    negotiated: (64, 40)
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("64x48"), "{err}");
+        // Smaller than negotiated decodes (the limit is on memory, not an exact size).
+        assert_eq!(
+            mjpeg_to_rgb(&data, 640, 480).unwrap().dimensions(),
+            (64, 48)
+        );
     }
 
     #[test]
     fn a_cut_short_or_garbage_frame_is_an_error() {
         let data = fixture("mjpeg_no_dht.jpg");
         let cut = &data[..data.len() / 2];
-        assert!(matches!(mjpeg_to_rgb(cut), Err(ConvertError::Truncated)));
         assert!(matches!(
-            mjpeg_to_rgb(b"not a jpeg"),
+            mjpeg_to_rgb(cut, 64, 48),
+            Err(ConvertError::Truncated)
+        ));
+        assert!(matches!(
+            mjpeg_to_rgb(b"not a jpeg", 64, 48),
             Err(ConvertError::NotJpeg(_))
         ));
         assert!(matches!(
-            mjpeg_to_rgb(&[0xFF, 0xD8, 0xFF, 0xE0, 0x10]),
+            mjpeg_to_rgb(&[0xFF, 0xD8, 0xFF, 0xE0, 0x10], 64, 48),
             Err(ConvertError::NotJpeg(_))
         ));
     }

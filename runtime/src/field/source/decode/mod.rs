@@ -56,6 +56,17 @@ pub enum ConvertError {
     /// transfer drops packets.
     #[error("MJPEG frame is truncated: no end-of-image marker after the last scan")]
     Truncated,
+    /// An MJPEG frame whose header claims a size beyond the negotiated one.
+    #[error(
+        "MJPEG frame header says {}x{}, more than the negotiated {}x{}",
+        found.0, found.1, negotiated.0, negotiated.1
+    )]
+    MjpegTooLarge {
+        /// Width and height in the frame's header.
+        found: (usize, usize),
+        /// Width and height the camera negotiated.
+        negotiated: (u32, u32),
+    },
     /// The JPEG decoder's error.
     #[error("MJPEG frame cannot be decoded: {0}")]
     Jpeg(String),
@@ -67,6 +78,6 @@ pub fn to_rgb(format: &Negotiated, data: &[u8]) -> Result<RgbImage, ConvertError
         PixelFormat::Yuyv => {
             yuyv::yuyv_to_rgb(data, format.width, format.height, format.bytes_per_line)
         }
-        PixelFormat::Mjpeg => mjpeg::mjpeg_to_rgb(data),
+        PixelFormat::Mjpeg => mjpeg::mjpeg_to_rgb(data, format.width, format.height),
     }
 }
