@@ -225,9 +225,8 @@ const DEMO_INT8_PARTS_PINS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The demo bundle's int8 plan on its golden images: parts as bits, at `threads`, and the plan's
-/// int8 kernels.
-fn demo_int8_parts(threads: usize) -> (Vec<u8>, String) {
+/// The demo bundle and its golden images, preprocessed, one after the other.
+fn demo_golden_images() -> (Bundle, Vec<f32>) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo");
     let bundle = Bundle::open(&dir).unwrap();
     let preprocess = &bundle.manifest().preprocess;
@@ -239,6 +238,35 @@ fn demo_int8_parts(threads: usize) -> (Vec<u8>, String) {
             preprocess.apply(&image).unwrap()
         })
         .collect();
+    (bundle, images)
+}
+
+#[test]
+fn a_batch_gives_every_image_the_bits_it_gets_alone() {
+    let (bundle, images) = demo_golden_images();
+    for precision in [Precision::Fp32, Precision::Int8] {
+        let plan = Plan::load(&bundle, options(precision, 2)).unwrap();
+        let batched = plan.run(&images).unwrap();
+        let alone: Vec<f32> = images
+            .chunks(plan.input_len())
+            .flat_map(|image| plan.run(image).unwrap())
+            .collect();
+        assert!(images.len() / plan.input_len() >= 4, "a batch of several");
+        let same = batched
+            .iter()
+            .zip(&alone)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same && batched.len() == alone.len(),
+            "{precision}: a batch differs from its images run alone"
+        );
+    }
+}
+
+/// The demo bundle's int8 plan on its golden images: parts as bits, at `threads`, and the plan's
+/// int8 kernels.
+fn demo_int8_parts(threads: usize) -> (Vec<u8>, String) {
+    let (bundle, images) = demo_golden_images();
     let plan = Plan::load(&bundle, options(Precision::Int8, threads)).unwrap();
     let parts = plan.run(&images).unwrap();
     let bytes = parts
