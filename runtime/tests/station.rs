@@ -2,12 +2,15 @@
 //! goes on and its memory stays flat), corrupt frames, a full card, a stop request, a restart
 //! that resumes the log, real Reconyx photos read through the folder source with their EXIF
 //! capture time, health records and idle event closing driven by a fake clock, and the motion
-//! gate's region classified as a crop, logged and outlined.
+//! gate's region classified as a crop, logged and outlined; and a month of a camera trap
+//! (`month`: day and night, bursts, outages, a full card, SIGTERMs and restarts) whose log
+//! loses and duplicates nothing while its memory stays flat.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use xrvlm_runtime::bundle::Bundle;
@@ -24,6 +27,9 @@ use xrvlm_runtime::field::source::synthetic::{SyntheticSettings, SyntheticSource
 use xrvlm_runtime::field::source::{FrameSource, SourceError, SourceEvent};
 use xrvlm_runtime::field::station::assemble::open_station;
 use xrvlm_runtime::field::station::{Parts, Station, StationOptions, StopReason};
+
+#[path = "station/month.rs"]
+mod month;
 
 /// Bytes allocated and not yet freed by this test binary, to see whether the loop leaks.
 struct Counting;
@@ -50,6 +56,22 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
+
+/// The tests of this binary share its process, and so its heap and resident memory: a test
+/// that measures them holds this lock alone ([`alone`]), every other test holds it shared
+/// ([`sharing`]), so that nothing else allocates while memory is measured.
+static MEMORY: RwLock<()> = RwLock::new(());
+
+/// Held by a test that does not measure memory.
+fn sharing() -> RwLockReadGuard<'static, ()> {
+    // A test that panicked holding the lock left nothing half-done behind it.
+    MEMORY.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Held by a test that measures memory.
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    MEMORY.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn demo_bundle() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo")
@@ -209,6 +231,7 @@ fn assert_events_match_frames(records: &[Record]) {
 
 #[test]
 fn a_vanishing_camera_and_corrupt_frames_are_recorded_and_the_loop_goes_on() {
+    let _sharing = sharing();
     let dir = tempfile::tempdir().unwrap();
     let profile = profile(dir.path(), "kind = \"synthetic\"\nspecies = 12", "64 MiB");
     let source = Faulty::new(synthetic(30))
@@ -235,6 +258,7 @@ fn a_vanishing_camera_and_corrupt_frames_are_recorded_and_the_loop_goes_on() {
 
 #[test]
 fn memory_stays_flat_while_the_camera_keeps_vanishing_and_returning() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     // A budget of a few frames: the frame store is at its steady state after the warm-up.
     let profile = profile(dir.path(), "kind = \"synthetic\"\nspecies = 12", "16 KiB");
@@ -303,6 +327,7 @@ fn saved_frame_bytes(output: &Path) -> u64 {
 
 #[test]
 fn a_full_card_evicts_old_frames_and_the_log_goes_on() {
+    let _sharing = sharing();
     let dir = tempfile::tempdir().unwrap();
     // About eight 72-pixel JPEG frames fit. Every frame is saved (not only those the model calls
     // an animal), so which writes the card refuses does not depend on the model: every third,
@@ -350,6 +375,7 @@ fn a_full_card_evicts_old_frames_and_the_log_goes_on() {
 
 #[test]
 fn a_stop_request_finishes_the_frame_closes_the_event_and_logs_health() {
+    let _sharing = sharing();
     let dir = tempfile::tempdir().unwrap();
     let profile = profile(dir.path(), "kind = \"synthetic\"\nspecies = 12", "64 MiB");
     let mut station = station(
@@ -379,6 +405,7 @@ fn a_stop_request_finishes_the_frame_closes_the_event_and_logs_health() {
 
 #[test]
 fn a_restart_resumes_the_folder_and_numbers_events_on() {
+    let _sharing = sharing();
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("card");
     std::fs::create_dir(&images).unwrap();
@@ -435,6 +462,7 @@ fn a_restart_resumes_the_folder_and_numbers_events_on() {
 
 #[test]
 fn reconyx_photos_are_read_with_their_exif_time_at_the_profile_offset() {
+    let _sharing = sharing();
     let dir = tempfile::tempdir().unwrap();
     let source = format!(
         "kind = \"folder\"\npath = \"{}\"",
@@ -468,6 +496,7 @@ fn reconyx_photos_are_read_with_their_exif_time_at_the_profile_offset() {
 
 #[test]
 fn an_event_left_open_by_a_power_cut_is_logged_at_the_next_start() {
+    let _sharing = sharing();
     let dir = tempfile::tempdir().unwrap();
     let profile = profile(dir.path(), "kind = \"synthetic\"\nspecies = 12", "64 MiB");
     let mut first = station(&profile, Box::new(synthetic(9)), FileWriter, options(None));
@@ -545,6 +574,7 @@ impl FrameSource for QuietAfter {
 
 #[test]
 fn health_records_and_idle_event_closing_follow_the_injected_clock() {
+    let _sharing = sharing();
     let dir = tempfile::tempdir().unwrap();
     let profile = profile(dir.path(), "kind = \"synthetic\"\nspecies = 12", "64 MiB");
     // One burst of three detector crops (all animals, daylight), captured from `start`; the
@@ -612,6 +642,7 @@ fn health_records_and_idle_event_closing_follow_the_injected_clock() {
 
 #[test]
 fn the_motion_region_is_classified_logged_with_its_box_and_outlined_on_the_saved_frame() {
+    let _sharing = sharing();
     let dir = tempfile::tempdir().unwrap();
     let card = dir.path().join("card");
     std::fs::create_dir(&card).unwrap();

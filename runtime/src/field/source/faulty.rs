@@ -90,10 +90,17 @@ impl<S: FrameSource> FrameSource for Faulty<S> {
     fn describe(&self) -> String {
         format!("{} (with injected faults)", self.inner.describe())
     }
+
+    /// Gone after a call of an outage, until a call after it.
+    fn is_connected(&self) -> bool {
+        let last_call_failed = self.calls > 0 && self.in_outage(self.calls - 1);
+        !last_call_failed && self.inner.is_connected()
+    }
 }
 
-/// The event a truncated copy of `frame` gives: its JPEG, cut in half, through the decoder.
-fn corrupted(frame: Frame) -> SourceEvent {
+/// The event a truncated copy of `frame` gives: its JPEG, cut in half, through the decoder;
+/// for sources of tests that corrupt frames on their own schedule.
+pub fn corrupted(frame: Frame) -> SourceEvent {
     let mut jpeg = Cursor::new(Vec::new());
     if let Err(e) = frame.image.write_to(&mut jpeg, image::ImageFormat::Jpeg) {
         // Encoding an in-memory RGB image cannot fail short of running out of memory; should it,
@@ -154,6 +161,18 @@ mod tests {
     fn the_device_vanishes_for_n_calls_then_continues() {
         let mut src = Faulty::new(synthetic()).vanish(2, 3);
         assert_eq!(trace(&mut src, 7), ["F0", "F1", "D", "D", "D", "F2", "F3"]);
+    }
+
+    #[test]
+    fn the_device_is_gone_from_a_call_of_an_outage_to_the_call_after_it() {
+        let mut src = Faulty::new(synthetic()).vanish(1, 2);
+        let connected: Vec<bool> = (0..4)
+            .map(|_| {
+                let _ = src.next_frame();
+                src.is_connected()
+            })
+            .collect();
+        assert_eq!(connected, [true, false, false, true]);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct FolderSource<C: Clock> {
     ready: VecDeque<String>,
     /// When the next listing is due; `None` in [`FolderMode::Once`] after the one listing.
     next_listing: Option<Duration>,
+    /// Whether the last listing succeeded: a pulled card stays gone between listings.
+    listed: bool,
     sequence: u64,
 }
 
@@ -63,6 +65,7 @@ impl<C: Clock> FolderSource<C> {
             growing: BTreeMap::new(),
             ready: VecDeque::new(),
             next_listing: Some(Duration::ZERO),
+            listed: true,
             sequence: 0,
         }
     }
@@ -87,7 +90,9 @@ impl<C: Clock> FolderSource<C> {
         if let FolderMode::Watch { poll } = self.mode {
             self.next_listing = Some(now + poll);
         }
-        let files = list_images(&self.root)?;
+        let files = list_images(&self.root);
+        self.listed = files.is_ok();
+        let files = files?;
         match self.mode {
             FolderMode::Once => {
                 self.ready
@@ -158,6 +163,10 @@ impl<C: Clock> FrameSource for FolderSource<C> {
                 poll.as_secs_f64()
             ),
         }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.listed
     }
 }
 
@@ -307,6 +316,28 @@ mod tests {
         // Taken once only.
         clock.advance(POLL * 3);
         assert!(matches!(src.next_frame(), Ok(SourceEvent::Idle)));
+    }
+
+    #[test]
+    fn a_pulled_card_stays_gone_between_listings_until_it_is_listed_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let card = dir.path().join("card");
+        fs::create_dir(&card).expect("mkdir");
+        let clock = FakeClock::default();
+        let mut src = FolderSource::new(&card, FolderMode::Watch { poll: POLL }, clock.clone());
+        assert!(matches!(src.next_frame(), Ok(SourceEvent::Idle)));
+        assert!(src.is_connected());
+        fs::remove_dir(&card).expect("pull the card");
+        clock.advance(POLL);
+        assert!(src.next_frame().is_err());
+        assert!(!src.is_connected());
+        clock.advance(POLL / 2);
+        assert!(matches!(src.next_frame(), Ok(SourceEvent::Idle)));
+        assert!(!src.is_connected(), "no listing between, so still gone");
+        fs::create_dir(&card).expect("put the card back");
+        clock.advance(POLL / 2);
+        assert!(matches!(src.next_frame(), Ok(SourceEvent::Idle)));
+        assert!(src.is_connected());
     }
 
     #[test]

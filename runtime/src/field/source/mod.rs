@@ -76,6 +76,15 @@ pub trait FrameSource {
 
     /// One line for logs and the status screen, e.g. `V4L2 /dev/video0 YUYV 640x480 @ 30 fps`.
     fn describe(&self) -> String;
+
+    /// Whether the device is there, as far as the source knows: `false` from the
+    /// [`SourceErrorKind::Disconnected`] error that said it was gone until it is back (reopened,
+    /// listed again). The loop ends an outage when this turns true, before any frame comes, so
+    /// that a camera that comes back and vanishes again while nothing moves is two outages, not
+    /// one. A source that cannot vanish keeps the default.
+    fn is_connected(&self) -> bool {
+        true
+    }
 }
 
 impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
@@ -85,6 +94,10 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
 
     fn describe(&self) -> String {
         (**self).describe()
+    }
+
+    fn is_connected(&self) -> bool {
+        (**self).is_connected()
     }
 }
 

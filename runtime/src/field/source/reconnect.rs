@@ -120,6 +120,10 @@ impl<C: Connect, K: Clock> FrameSource for Reconnecting<C, K> {
             State::Waiting(_) => format!("{} (reopening)", self.connector.describe()),
         }
     }
+
+    fn is_connected(&self) -> bool {
+        self.is_open()
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +251,26 @@ mod tests {
         );
         assert!(!src.is_open());
         assert!(src.describe().contains("reopening"), "{}", src.describe());
+    }
+
+    #[test]
+    fn the_device_is_connected_from_its_reopening_until_it_is_lost() {
+        let clock = FakeClock::default();
+        let device = Device {
+            refuse: 1,
+            per_session: 1,
+            opens: 0,
+        };
+        let mut src = Reconnecting::new(device, clock.clone(), Backoff::camera());
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push((poll(&mut src), src.is_connected()));
+            clock.advance(Backoff::CAMERA_INITIAL / 2);
+        }
+        let expected = [("D", false), ("Idle", false), ("F0", true), ("D", false)];
+        let expected: Vec<(String, bool)> =
+            expected.iter().map(|(e, c)| (e.to_string(), *c)).collect();
+        assert_eq!(seen, expected);
     }
 
     #[test]

@@ -167,7 +167,8 @@ pub struct Station<W: FrameWriter = FileWriter> {
     options: StationOptions,
     counters: Counters,
     last_sighting: Option<Sighting>,
-    /// Whether the source is gone now (its outage has been recorded once).
+    /// Whether the source is gone now (its outage has been recorded once); it is back when a
+    /// frame arrives or the source says it is connected again.
     disconnected: bool,
     clock: Box<dyn Clock>,
 }
@@ -302,8 +303,13 @@ impl<W: FrameWriter> Station<W> {
                     self.disconnected = false;
                     self.take(frame, on_record)?;
                 }
-                Ok(SourceEvent::Failed(failed)) => self.undecodable(failed, on_record)?,
+                Ok(SourceEvent::Failed(failed)) => {
+                    self.disconnected = false;
+                    self.undecodable(failed, on_record)?;
+                }
                 Ok(SourceEvent::Idle) => {
+                    // Back with nothing to send yet: its next loss is a new outage.
+                    self.disconnected &= !self.source.is_connected();
                     self.idle(on_record)?;
                     self.clock.sleep(self.options.idle_wait);
                 }
