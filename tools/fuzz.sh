@@ -25,9 +25,15 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --ver
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
 cargo +nightly fuzz build
+# The allocator's stack traces only matter for a report; leaks are checked at exit only.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-malloc_context_size=0:detect_leaks=0}"
+# The detection log target writes and syncs files: keep them in memory where there is a tmpfs.
+[ -d /dev/shm ] && export TMPDIR="${TMPDIR:-/dev/shm}"
 mkdir -p logs
 status=0
-printf '| target | executions | seconds | executions/s | crashes | corpus files |\n|---|---:|---:|---:|---:|---:|\n' > logs/summary.md
+# Rows are appended, so that two runs over different targets (one per core) share the table.
+[ -s logs/summary.md ] ||
+    printf '| target | executions | seconds | executions/s | crashes | corpus files |\n|---|---:|---:|---:|---:|---:|\n' > logs/summary.md
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     before=$(find "artifacts/$t" -type f | wc -l)
