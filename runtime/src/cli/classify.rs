@@ -192,26 +192,9 @@ pub fn run(args: ClassifyArgs) -> Result<Status> {
             write(explain_chunk(&classifier, &decider, chunk, k, &mut folder)?)?;
         }
     } else {
-        // The next images are read and preprocessed on `decoders` threads while the model runs
-        // on this one; at most two batches and one image per decoder wait in memory.
         let decoders = args.decode_threads.unwrap_or_else(default_threads);
-        let ahead = NonZeroUsize::new(2 * batch + decoders.get()).expect("batch ≥ 1");
-        let mut loaded = Vec::with_capacity(batch);
-        prefetch::in_order(
-            &inputs,
-            decoders,
-            ahead,
-            |input| load(&classifier, input),
-            |i, image| {
-                loaded.push(image);
-                if loaded.len() == batch || i + 1 == inputs.len() {
-                    let chunk = &inputs[i + 1 - loaded.len()..=i];
-                    let images = std::mem::replace(&mut loaded, Vec::with_capacity(batch));
-                    write(classify_chunk(&classifier, &decider, chunk, images, k)?)?;
-                }
-                anyhow::Ok(())
-            },
-        )?;
+        let batches = Batches { k, batch, decoders };
+        classify_pipelined(&classifier, &decider, &inputs, batches, &mut write)?;
     }
     progress.finish_and_clear();
     sink.finish()?;
@@ -223,6 +206,44 @@ pub fn run(args: ClassifyArgs) -> Result<Status> {
         return Ok(Status::SomeInputsFailed);
     }
     Ok(Status::Success)
+}
+
+/// How [`classify_pipelined`] runs the model: `batch` images at a time, keeping the `k` best
+/// classes, with `decoders` threads reading the next images.
+struct Batches {
+    k: usize,
+    batch: usize,
+    decoders: NonZeroUsize,
+}
+
+/// Classifies `inputs` in batches, in order, handing each batch's records to `write`. The next
+/// images are read and preprocessed on the decoder threads while the model runs on this one; at
+/// most two batches and one image per decoder wait in memory.
+fn classify_pipelined(
+    classifier: &Classifier,
+    decider: &Decider,
+    inputs: &[Input],
+    batches: Batches,
+    write: &mut impl FnMut(Vec<Record>) -> Result<()>,
+) -> Result<()> {
+    let Batches { k, batch, decoders } = batches;
+    let ahead = NonZeroUsize::new(2 * batch + decoders.get()).expect("batch ≥ 1");
+    let mut loaded = Vec::with_capacity(batch);
+    prefetch::in_order(
+        inputs,
+        decoders,
+        ahead,
+        |input| load(classifier, input),
+        |i, image| {
+            loaded.push(image);
+            if loaded.len() == batch || i + 1 == inputs.len() {
+                let chunk = &inputs[i + 1 - loaded.len()..=i];
+                let images = std::mem::replace(&mut loaded, Vec::with_capacity(batch));
+                write(classify_chunk(classifier, decider, chunk, images, k)?)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// An input read and preprocessed for the model; `None` for one that is not a usable file.
