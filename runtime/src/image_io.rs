@@ -74,6 +74,23 @@ pub enum ImageLoadError {
         /// The decoder's error.
         cause: ImageError,
     },
+    /// The header claims more pixels than [`MAX_PIXELS`]: a corrupt header or a decompression
+    /// bomb, refused before anything is decoded.
+    #[error(
+        "{} claims {width}x{height} pixels, more than the {limit} an image may have (PIL's \
+         decompression-bomb limit): a corrupt header or a decompression bomb",
+        path.display()
+    )]
+    TooManyPixels {
+        /// The file (or origin) of the bytes.
+        path: PathBuf,
+        /// Width in the header.
+        width: u32,
+        /// Height in the header.
+        height: u32,
+        /// [`MAX_PIXELS`].
+        limit: u64,
+    },
     /// The image exceeds the decoder's memory limits.
     #[error("{} is too large to decode: {cause}", path.display())]
     TooLarge {
@@ -94,6 +111,7 @@ impl ImageLoadError {
             | Self::NotAnImage { path }
             | Self::Unsupported { path, .. }
             | Self::Corrupt { path, .. }
+            | Self::TooManyPixels { path, .. }
             | Self::TooLarge { path, .. } => path,
         }
     }
@@ -127,6 +145,12 @@ impl ImageLoadError {
     }
 }
 
+/// The most pixels an image may have: PIL's `Image.MAX_IMAGE_PIXELS` (89 478 485, about
+/// 9 460 × 9 460), above which PIL warns of a decompression bomb. Camera traps write 2 to
+/// 40 megapixels; a 1.4 KB JPEG whose header claims 14 144 × 9 040 (found by fuzzing) otherwise
+/// decodes to 383 MB of grey in seconds, which a 4 GB board may not have to spare.
+pub const MAX_PIXELS: u64 = 89_478_485;
+
 /// File extensions (lower case) that mark a file as an image when folders are walked
 /// (`classify`, `check`, the field's folder source); everything else on a card (videos, `.txt`
 /// logs, `.THM` thumbnails) is ignored.
@@ -158,7 +182,20 @@ pub fn decode_rgb(bytes: &[u8], origin: &Path) -> Result<RgbImage, ImageLoadErro
         ));
         return Err(ImageLoadError::from_decode(origin, format, cause));
     }
-    let decoded = image::load_from_memory_with_format(bytes, format)
+    let reader = || image::ImageReader::with_format(io::Cursor::new(bytes), format);
+    let (width, height) = reader()
+        .into_dimensions()
+        .map_err(|e| ImageLoadError::from_decode(origin, format, e))?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageLoadError::TooManyPixels {
+            path: origin.to_path_buf(),
+            width,
+            height,
+            limit: MAX_PIXELS,
+        });
+    }
+    let decoded = reader()
+        .decode()
         .map_err(|e| ImageLoadError::from_decode(origin, format, e))?;
     Ok(into_rgb8_like_pil(decoded))
 }
@@ -237,6 +274,39 @@ mod tests {
             );
             assert_eq!(err.path(), path);
         }
+    }
+
+    #[test]
+    fn a_header_claiming_more_than_max_pixels_is_refused_before_decoding() {
+        // Found by the `image_file` fuzz target: 1 370 bytes, 14 144 × 9 040 in its header, a
+        // few bytes of scan and an end-of-image marker.
+        let bomb = include_bytes!("../tests/fixtures/frames/bomb_14144x9040.jpg");
+        let err = decode_rgb(bomb, Path::new("bomb.jpg")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImageLoadError::TooManyPixels {
+                    width: 14144,
+                    height: 9040,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("bomb.jpg claims 14144x9040 pixels"),
+            "{err}"
+        );
+        // Below the limit the same path decodes.
+        let small = encode(
+            &DynamicImage::ImageRgb8(RgbImage::new(3, 2)),
+            ImageFormat::Png,
+        );
+        assert_eq!(
+            decode_rgb(&small, Path::new("s.png")).unwrap().dimensions(),
+            (3, 2)
+        );
     }
 
     #[test]
