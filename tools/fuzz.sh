@@ -33,10 +33,14 @@ mkdir -p logs
 status=0
 # Rows are appended, so that two runs over different targets (one per core) share the table.
 [ -s logs/summary.md ] ||
-    printf '| target | executions | seconds | executions/s | crashes | corpus files |\n|---|---:|---:|---:|---:|---:|\n' > logs/summary.md
+    printf '| target | executions | seconds | executions/s | crashes | slow units | corpus files |\n|---|---:|---:|---:|---:|---:|---:|\n' > logs/summary.md
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
-    before=$(find "artifacts/$t" -type f | wc -l)
+    # Crashes, panics, leaks, timeouts and out-of-memory; slow units (over 10 s, libFuzzer's
+    # `slow-unit-*`) are counted apart.
+    findings() { find "artifacts/$t" -type f -name "$1" | wc -l; }
+    before=$(findings '[clot]*-*')
+    slow_before=$(findings 'slow-unit-*')
     start=$(date +%s)
     if ! cargo +nightly fuzz run "$t" "corpus/$t" -- "${limit[@]}" -rss_limit_mb=2048 \
         -print_final_stats=1 > "logs/$t.log" 2>&1; then
@@ -44,11 +48,12 @@ for t in "${targets[@]}"; do
     fi
     seconds=$(( $(date +%s) - start ))
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' || echo 0)
-    crashes=$(( $(find "artifacts/$t" -type f | wc -l) - before ))
+    crashes=$(( $(findings '[clot]*-*') - before ))
+    slow=$(( $(findings 'slow-unit-*') - slow_before ))
     cargo +nightly fuzz cmin "$t" "corpus/$t" > "logs/$t.cmin.log" 2>&1 || status=1
     files=$(find "corpus/$t" -type f | wc -l)
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$t" "$runs" "$seconds" \
-        "$(( runs / (seconds > 0 ? seconds : 1) ))" "$crashes" "$files" | tee -a logs/summary.md
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$runs" "$seconds" \
+        "$(( runs / (seconds > 0 ? seconds : 1) ))" "$crashes" "$slow" "$files" | tee -a logs/summary.md
 done
 echo "summary: runtime/fuzz/logs/summary.md"
 exit $status
