@@ -50,6 +50,23 @@ def quantized_copy(bundle, fp32_path):
     return out
 
 
+def model_for(bundle, precision):
+    """The ONNX file onnxruntime runs at `precision`: the bundle's fp32 export, or its own
+    dynamic quantization of it."""
+    model = bundle / "visual.onnx"
+    return quantized_copy(bundle, model) if precision == "int8" else model
+
+
+def session_options(ort, threads):
+    """`threads` intra-op threads, one inter-op thread, sequential, full graph optimization."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", type=pathlib.Path)
@@ -67,15 +84,8 @@ def main():
 
     manifest = tomllib.loads((args.bundle / "manifest.toml").read_text())
     size = int(manifest["preprocess"]["crop"])
-    model = args.bundle / "visual.onnx"
-    if args.precision == "int8":
-        model = quantized_copy(args.bundle, model)
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    model = model_for(args.bundle, args.precision)
+    options = session_options(ort, args.threads)
     start = time.perf_counter()
     session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     load_ms = (time.perf_counter() - start) * 1e3

@@ -57,20 +57,15 @@ def ort_pipeline(args):
     import onnxruntime as ort
     from PIL import Image
 
-    from bench_onnxruntime import quantized_copy
+    from bench_onnxruntime import model_for, session_options
 
     manifest = tomllib.loads((args.bundle / "manifest.toml").read_text())
     pre = manifest["preprocess"]
     shorter, size = int(pre["resize_shorter"]), int(pre["crop"])
     mean = np.array(pre["mean"], dtype=np.float32).reshape(3, 1, 1)
     std = np.array(pre["std"], dtype=np.float32).reshape(3, 1, 1)
-    model = args.bundle / "visual.onnx"
-    if args.precision == "int8":
-        model = quantized_copy(args.bundle, model)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    model = model_for(args.bundle, args.precision)
+    session = ort.InferenceSession(str(model), session_options(ort, args.threads), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
 
     def prepare(path):
@@ -144,10 +139,9 @@ def main():
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     # The quantized copy is made once, before any timed run.
-    if args.precision == "int8":
-        from bench_onnxruntime import quantized_copy
+    from bench_onnxruntime import model_for
 
-        quantized_copy(args.bundle, args.bundle / "visual.onnx")
+    model_for(args.bundle, args.precision)
     runs = {"xrvlm classify": [], "PIL + onnxruntime": []}
     for _ in range(args.repeats):
         runs["xrvlm classify"].append(run_child(ours))
