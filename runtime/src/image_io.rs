@@ -14,7 +14,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageError, ImageFormat, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, RgbImage};
 
 /// Why an image file could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -182,10 +182,12 @@ pub fn decode_rgb(bytes: &[u8], origin: &Path) -> Result<RgbImage, ImageLoadErro
         ));
         return Err(ImageLoadError::from_decode(origin, format, cause));
     }
-    let reader = || image::ImageReader::with_format(io::Cursor::new(bytes), format);
-    let (width, height) = reader()
-        .into_dimensions()
-        .map_err(|e| ImageLoadError::from_decode(origin, format, e))?;
+    let failed = |e| ImageLoadError::from_decode(origin, format, e);
+    // One decoder: its header gives the size, which is checked before any pixel is decoded.
+    let decoder = image::ImageReader::with_format(io::Cursor::new(bytes), format)
+        .into_decoder()
+        .map_err(failed)?;
+    let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(ImageLoadError::TooManyPixels {
             path: origin.to_path_buf(),
@@ -194,9 +196,7 @@ pub fn decode_rgb(bytes: &[u8], origin: &Path) -> Result<RgbImage, ImageLoadErro
             limit: MAX_PIXELS,
         });
     }
-    let decoded = reader()
-        .decode()
-        .map_err(|e| ImageLoadError::from_decode(origin, format, e))?;
+    let decoded = DynamicImage::from_decoder(decoder).map_err(failed)?;
     Ok(into_rgb8_like_pil(decoded))
 }
 
