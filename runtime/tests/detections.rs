@@ -116,8 +116,13 @@ impl Scene {
         .unwrap();
     }
 
-    /// `xrvlm classify --detections DETECTIONS --bundle models/demo --output OUTPUT …`.
+    /// `xrvlm classify --detections DETECTIONS --bundle models/demo --output OUTPUT …`, two
+    /// images per batch unless `extra` says otherwise.
     fn classify(&self, detections: &str, output: &str, extra: &[&str]) -> Output {
+        let batch: &[&str] = match extra.contains(&"--batch-size") {
+            true => &[],
+            false => &["--batch-size", "2"],
+        };
         common::xrvlm()
             .args(["classify", "--detections"])
             .arg(self.path(detections))
@@ -125,7 +130,8 @@ impl Scene {
             .arg(demo_bundle())
             .arg("--output")
             .arg(self.path(output))
-            .args(["--top-k", "3", "--batch-size", "2", "--threads", "2"])
+            .args(["--top-k", "3", "--threads", "2"])
+            .args(batch)
             .args(extra)
             .output()
             .expect("the xrvlm binary runs")
@@ -415,6 +421,44 @@ fn synthetic_scenes_ground_truth_boxes_are_classified_and_read_back_by_python() 
         stdout.trim(),
         format!("ok: 6 images, {boxes} classified detections")
     );
+}
+
+#[test]
+fn pipelined_crops_write_what_one_image_at_a_time_writes() {
+    // Images read, cut and preprocessed on four threads, three images per batch, against one
+    // thread and one image at a time: the same rows, failures and skipped boxes in the same
+    // order.
+    let scene = Scene::new();
+    let serial = scene.classify(
+        "md.json",
+        "serial.jsonl",
+        &[
+            "--format",
+            "jsonl",
+            "--batch-size",
+            "1",
+            "--decode-threads",
+            "1",
+        ],
+    );
+    let piped = scene.classify(
+        "md.json",
+        "piped.jsonl",
+        &[
+            "--format",
+            "jsonl",
+            "--batch-size",
+            "3",
+            "--decode-threads",
+            "4",
+        ],
+    );
+    assert_eq!(serial.status.code(), Some(2), "{}", stderr(&serial));
+    assert_eq!(piped.status.code(), Some(2), "{}", stderr(&piped));
+    assert_eq!(stderr(&piped), stderr(&serial));
+    let rows = fs::read_to_string(scene.path("serial.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), 7, "{rows}");
+    assert_eq!(fs::read_to_string(scene.path("piped.jsonl")).unwrap(), rows);
 }
 
 #[test]

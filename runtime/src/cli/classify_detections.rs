@@ -6,7 +6,8 @@
 //! Each box is cut with [`CropRule::DETECTION`], the crop rule training's images were cut with,
 //! and the crops go through the model `--batch-size` at a time. Images are taken
 //! `--batch-size` at a time in the file's order; an image is read only when it has a detection
-//! to classify.
+//! to classify. As in `classify`, the next images are read, cut and preprocessed on
+//! `--decode-threads` threads while the model runs ([`prefetch::in_order`]).
 //!
 //! What goes wrong with one image never stops the run (exit code 2 at the end):
 //!
@@ -21,6 +22,7 @@
 //! A detection file that is not MegaDetector's format is refused before the bundle is loaded
 //! ([`xrvlm_runtime::detection_file`]).
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -29,8 +31,9 @@ use xrvlm_runtime::classifier::Classifier;
 use xrvlm_runtime::crop::{CropRule, NormalizedBox};
 use xrvlm_runtime::field::decision::Decider;
 use xrvlm_runtime::image_io::load_rgb;
+use xrvlm_runtime::prefetch;
 
-use super::classify::{load_classifier, progress_bar, run_info, ClassifyArgs};
+use super::classify::{default_threads, load_classifier, progress_bar, run_info, ClassifyArgs};
 use super::output::{self, ClassifiedDetection, DetectionRecord, Layout, SkippedDetection};
 use super::Status;
 use xrvlm_runtime::detection_file::{DetectionFile, DetectionImage, Target};
@@ -70,15 +73,31 @@ pub fn run(args: &ClassifyArgs, detections: &Path) -> Result<Status> {
         .filter(|image| !done.contains(&image.file))
         .collect();
     let progress = progress_bar(todo.len() as u64, args.quiet);
-    let batch = args.batch_size.get();
+    let (batch, k) = (args.batch_size.get(), info.top_k);
+    let decoders = args.decode_threads.unwrap_or_else(default_threads);
+    // At most two batches of images and one per decoder wait in memory, as in `classify`.
+    let ahead = NonZeroUsize::new(2 * batch + decoders.get()).expect("batch ≥ 1");
     let mut tally = Tally::default();
-    for chunk in todo.chunks(batch) {
-        for record in classify_chunk(&classifier, &decider, chunk, batch, info.top_k)? {
-            tally.add(&record, &progress);
-            sink.write_detections(&record)?;
-            progress.inc(1);
-        }
-    }
+    let mut pending = Vec::with_capacity(batch);
+    prefetch::in_order(
+        &todo,
+        decoders,
+        ahead,
+        |image| prepare(&classifier, image),
+        |i, prepared| -> Result<()> {
+            pending.push(prepared);
+            if pending.len() < batch && i + 1 < todo.len() {
+                return Ok(());
+            }
+            let chunk = std::mem::replace(&mut pending, Vec::with_capacity(batch));
+            for record in classify_chunk(&classifier, &decider, chunk, batch, k)? {
+                tally.add(&record, &progress);
+                sink.write_detections(&record)?;
+                progress.inc(1);
+            }
+            Ok(())
+        },
+    )?;
     progress.finish_and_clear();
     sink.finish()?;
     Ok(tally.status(todo.len()))
@@ -102,18 +121,14 @@ fn refuse_overwriting(detections: &Path, output: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// The records of a chunk of images, in order.
+/// The records of a chunk of prepared images, in order.
 fn classify_chunk(
     classifier: &Classifier,
     decider: &Decider,
-    chunk: &[&DetectionImage],
+    prepared: Vec<Prepared<'_>>,
     batch: usize,
     k: usize,
 ) -> Result<Vec<DetectionRecord>> {
-    let prepared: Vec<Prepared> = chunk
-        .iter()
-        .map(|image| prepare(classifier, image))
-        .collect();
     let inputs: Vec<f32> = prepared
         .iter()
         .flat_map(|p| p.crops.iter().flat_map(|(_, input)| input.iter().copied()))
