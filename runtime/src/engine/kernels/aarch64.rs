@@ -1,7 +1,7 @@
 //! The kernels of aarch64 CPUs (the boards): the SDOT int8 products where the CPU has
-//! FEAT_DotProd, the attention with its value product in f16 where it has FEAT_FP16 (else all
-//! in f32), and NEON LayerNorm and quantize on every aarch64 CPU (NEON is the architecture's
-//! baseline). [`plug`] puts each in the table.
+//! FEAT_DotProd, the attention in f16 where it has FEAT_FP16 (else in f32), and NEON LayerNorm
+//! and quantize on every aarch64 CPU (NEON is the architecture's baseline). [`plug`] puts each
+//! in the table.
 
 mod attention;
 mod attention_half;

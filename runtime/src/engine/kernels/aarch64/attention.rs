@@ -36,12 +36,33 @@ const TILE_VECTORS: usize = 4;
 /// As [`super::super::AttentionFn`]: q, k, v and `out` hold `shape.values()` values each.
 /// (NEON is part of every aarch64 CPU.)
 pub unsafe fn attention(shape: Heads, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
-    // SAFETY: the caller's contract; the f32 value product needs NEON only.
-    unsafe { run::<SingleValues>(shape, q, k, v, out) }
+    // SAFETY: the caller's contract; both products need NEON only.
+    unsafe { run::<SingleScores, SingleValues>(shape, q, k, v, out) }
+}
+
+/// How a head's queries meet its keys: in f32 ([`SingleScores`]) or in f16
+/// (`super::attention_half`). The softmax is this module's either way.
+pub(super) trait Scores {
+    /// Key columns of the scores come in whole registers of this many (the scores' rows are
+    /// padded to a multiple of it).
+    const KEYS_PER_REGISTER: usize;
+
+    /// Head `h`'s queries and keys, prepared once per head, for rows of `padded` scores.
+    ///
+    /// # Safety
+    /// `q` and `k` hold `shape.values()` values; the CPU has what the implementation needs.
+    unsafe fn new(shape: Heads, h: usize, q: &[f32], k: &[f32], padded: usize) -> Self;
+
+    /// Rows `row .. row + rows` of the head's scores into `scores`, rows of `padded` apart:
+    /// `q[r] · k[j]` for every key j up to a constant of each row (what the softmax cancels).
+    ///
+    /// # Safety
+    /// `row + rows` ≤ tokens, `rows` ≤ [`TILE_ROWS`]; `scores` holds `rows × padded` values.
+    unsafe fn score(&mut self, row: usize, rows: usize, scores: &mut [f32]);
 }
 
 /// How a head's probabilities meet its values: in f32 ([`SingleValues`]) or in f16
-/// (`super::attention_half`). The scores and the softmax are this module's either way.
+/// (`super::attention_half`).
 pub(super) trait Values {
     /// Head `h`'s values, prepared once per head.
     ///
@@ -59,12 +80,12 @@ pub(super) trait Values {
     unsafe fn weigh(&mut self, exps: &mut [f32], padded: usize, scales: &[f32], out: *mut f32);
 }
 
-/// [`attention`] with the value product of `V`, on the running plan's threads, one part per
-/// range of heads.
+/// [`attention`] with the score product of `S` and the value product of `V`, on the running
+/// plan's threads, one part per range of heads.
 ///
 /// # Safety
-/// As [`attention`], and the CPU has what `V` needs.
-pub(super) unsafe fn run<V: Values>(
+/// As [`attention`], and the CPU has what `S` and `V` need.
+pub(super) unsafe fn run<S: Scores, V: Values>(
     shape: Heads,
     q: &[f32],
     k: &[f32],
@@ -74,20 +95,20 @@ pub(super) unsafe fn run<V: Values>(
     let out = SharedOutput::new(out);
     for_each_part(shape.heads, shape.macs(), |heads| {
         for h in heads {
-            // SAFETY: the caller guarantees the lengths and V's features; the parts have
+            // SAFETY: the caller guarantees the lengths and the features; the parts have
             // disjoint ranges of heads, and head `h` writes only its own columns of `out`.
-            unsafe { head::<V>(shape, h, q, k, v, &out) }
+            unsafe { head::<S, V>(shape, h, q, k, v, &out) }
         }
     });
 }
 
-/// One head: kᵀ once, then scores, softmax and the product with v block by block of query
-/// rows.
+/// One head: its keys and values prepared once, then scores, softmax and the product with v
+/// block by block of query rows.
 ///
 /// # Safety
 /// The slices hold `shape.values()` values, and so does `out`; no other thread writes head
-/// `h`'s columns of `out`; the CPU has what `V` needs.
-unsafe fn head<V: Values>(
+/// `h`'s columns of `out`; the CPU has what `S` and `V` need.
+unsafe fn head<S: Scores, V: Values>(
     shape: Heads,
     h: usize,
     q: &[f32],
@@ -96,16 +117,9 @@ unsafe fn head<V: Values>(
     out: &SharedOutput<'_, f32>,
 ) {
     let (tokens, width, stride) = (shape.tokens, shape.width, shape.stride());
-    let padded = tokens.div_ceil(LANES) * LANES;
-    // kᵀ: width rows of `padded` keys, zero past the last token.
-    let mut kt = vec![0f32; width * padded];
-    for j in 0..tokens {
-        for (d, &x) in k[j * stride + h * width..][..width].iter().enumerate() {
-            kt[d * padded + j] = x;
-        }
-    }
+    let padded = tokens.div_ceil(S::KEYS_PER_REGISTER) * S::KEYS_PER_REGISTER;
     // SAFETY: the caller's contract.
-    let mut values = unsafe { V::new(shape, h, v) };
+    let (mut keys, mut values) = unsafe { (S::new(shape, h, q, k, padded), V::new(shape, h, v)) };
     let mut scores = vec![0f32; TILE_ROWS * padded];
     let mut scales = [0f32; TILE_ROWS];
     let column = h * width;
@@ -113,11 +127,10 @@ unsafe fn head<V: Values>(
     while row < tokens {
         let rows = (tokens - row).min(TILE_ROWS);
         // SAFETY: rows `row .. row + rows` < tokens of q and `out`, head h's columns
-        // (column + width ≤ stride); `kt` is width × padded and `scores` TILE_ROWS × padded;
-        // the output columns are this head's alone.
+        // (column + width ≤ stride); `scores` is TILE_ROWS × padded; the output columns are
+        // this head's alone.
         unsafe {
-            let queries = q.as_ptr().add(row * stride + column);
-            score_rows(queries, stride, width, &kt, padded, &mut scores, rows);
+            keys.score(row, rows, &mut scores);
             for (r, scale) in scales[..rows].iter_mut().enumerate() {
                 *scale = exponentiate(&mut scores[r * padded..][..tokens]).recip();
             }
@@ -125,6 +138,54 @@ unsafe fn head<V: Values>(
             values.weigh(&mut scores, padded, &scales[..rows], out);
         }
         row += rows;
+    }
+}
+
+/// The score product in f32: kᵀ once per head, q read in place.
+struct SingleScores {
+    /// q at the head's first column.
+    q: *const f32,
+    stride: usize,
+    width: usize,
+    /// kᵀ: width rows of `padded` keys, zero past the last token.
+    kt: Vec<f32>,
+    padded: usize,
+}
+
+impl Scores for SingleScores {
+    const KEYS_PER_REGISTER: usize = LANES;
+
+    unsafe fn new(shape: Heads, h: usize, q: &[f32], k: &[f32], padded: usize) -> Self {
+        let (width, stride) = (shape.width, shape.stride());
+        let mut kt = vec![0f32; width * padded];
+        for j in 0..shape.tokens {
+            for (d, &x) in k[j * stride + h * width..][..width].iter().enumerate() {
+                kt[d * padded + j] = x;
+            }
+        }
+        Self {
+            q: q[h * width..].as_ptr(),
+            stride,
+            width,
+            kt,
+            padded,
+        }
+    }
+
+    unsafe fn score(&mut self, row: usize, rows: usize, scores: &mut [f32]) {
+        // SAFETY: the caller's contract: rows `row .. row + rows` of q exist.
+        unsafe {
+            let queries = self.q.add(row * self.stride);
+            score_rows(
+                queries,
+                self.stride,
+                self.width,
+                &self.kt,
+                self.padded,
+                scores,
+                rows,
+            );
+        }
     }
 }
 

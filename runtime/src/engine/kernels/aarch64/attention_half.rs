@@ -1,34 +1,39 @@
-//! The attention of aarch64 CPUs with FEAT_FP16 (the boards' A76 and A78AE): the scores and
-//! the softmax in f32 as in [`super::attention`], the product of the probabilities with v in
-//! f16 `fmla` (8 lanes: half the f32 kernel's instructions for that product).
+//! The attention of aarch64 CPUs with FEAT_FP16 (the boards' A76 and A78AE): both products in
+//! f16 `fmla` (8 lanes: half the f32 kernel's instructions), the softmax in f32 as in
+//! [`super::attention`].
 //!
-//! Why only that product: a probability is at most 1 and a row of them sums to 1, so an
-//! output value is a weighted mean of v's values and its error in f16 stays a fraction of
-//! max |v| whatever the scores are. A score's error would go through the exponential instead:
-//! a whole f16 attention (both products, tried first) moved probabilities by a few per cent on
-//! scores of a few tens and failed the int8 ViT's end-to-end bound.
+//! The value product is the easy one: a probability is at most 1 and a row of them sums to 1,
+//! so an output value is a weighted mean of v's values and its error in f16 stays a fraction
+//! of max |v| whatever the scores are. A score's error goes through the exponential instead,
+//! so the score product takes three precautions (a first f16 attention without them moved the
+//! int8 ViT's parts by 8.4 % and was withdrawn):
+//! - the mean key is taken out of every key first: that moves each query's row of scores by a
+//!   constant, which the softmax cancels, and leaves smaller sums for f16 to round;
+//! - queries and keys are scaled by powers of two (exact) so that the largest of each is in
+//!   [8, 16): no sum can overflow f16 and small values stay normal;
+//! - [`SCORE_CHUNK`] terms are summed in f16, then added in f32.
 //!
-//! Precision: v and the probabilities are rounded to f16 (relative 2⁻¹²), the product sums
-//! [`CHUNK`] terms in f16 and the chunks in f32: within
-//! [`HALF_VALUES_TOLERANCE`](super::super::HALF_VALUES_TOLERANCE) of max |v| of the f64
-//! definition (the tests), below the int8 quantizer's step on the output projection's input
-//! that follows (1/255 of its range).
+//! Precision: within [`HALF_VALUES_TOLERANCE`](super::super::HALF_VALUES_TOLERANCE) of max |v|
+//! plus [`HALF_SCORES_TOLERANCE`](super::super::HALF_SCORES_TOLERANCE) per unit of the largest
+//! |score| of the f64 definition (the tests).
 
 use std::arch::aarch64::*;
 
 use super::super::Heads;
-use super::attention::{run, Values, TILE_ROWS};
+use super::attention::{run, Scores, Values, TILE_ROWS};
 
 /// How plans name this kernel.
-pub const NAME: &str = "xrvlm_neon_attention_4x16_f16_values";
+pub const NAME: &str = "xrvlm_neon_attention_4x32_f16";
 
 /// f16 lanes of one register.
 const HALF_LANES: usize = 8;
 /// Registers of columns of one tile: 4 rows × 4 registers = 16 f16 accumulators, 4 registers of
-/// probabilities and one of values at a time.
+/// the left operand (queries or probabilities) and one of the right (keys or values) at a time.
 const TILE_VECTORS: usize = 4;
-/// Terms of a product summed in f16 before they are added to the f32 sum.
-const CHUNK: usize = 32;
+/// Terms of the score product summed in f16 before they are added to the f32 sum.
+const SCORE_CHUNK: usize = 16;
+/// Terms of the value product summed in f16 before they are added to the f32 sum.
+const VALUE_CHUNK: usize = 32;
 
 /// Whether this CPU runs the kernel (FEAT_FP16, from the auxiliary vector's hardware
 /// capabilities).
@@ -44,7 +49,103 @@ pub fn available() -> bool {
 /// hold `shape.values()` values each.
 pub unsafe fn attention(shape: Heads, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
     // SAFETY: the caller's contract, FEAT_FP16 included.
-    unsafe { run::<HalfValues>(shape, q, k, v, out) }
+    unsafe { run::<HalfScores, HalfValues>(shape, q, k, v, out) }
+}
+
+/// One head's queries and centred keys in f16, each scaled by a power of two.
+struct HalfScores {
+    /// q · 2^a: `tokens` rows of `depth` values, zero past the head's width.
+    q: Half,
+    /// (k − k̄)ᵀ · 2^b, k̄ the mean key: `depth` rows of `padded` keys, zero past the last
+    /// token and in the rows past the head's width.
+    kt: Half,
+    /// 2^−(a+b): what turns the f16 sums back into scores.
+    factor: f32,
+}
+
+impl Scores for HalfScores {
+    const KEYS_PER_REGISTER: usize = HALF_LANES;
+
+    unsafe fn new(shape: Heads, h: usize, q: &[f32], k: &[f32], padded: usize) -> Self {
+        let (tokens, width) = (shape.tokens, shape.width);
+        let depth = width.div_ceil(HALF_LANES) * HALF_LANES;
+        let queries = head_rows(q, shape, h);
+        let keys = head_rows(k, shape, h);
+        let q_scale = to_eight_or_more(queries.iter().flat_map(|row| row.iter()));
+        let mut q_half = Half::zeros(tokens, depth);
+        for (j, row) in queries.iter().enumerate() {
+            // SAFETY: the caller's contract: the CPU has FEAT_FP16.
+            unsafe { to_half(row, q_scale, &mut q_half.row(j)[..width]) };
+        }
+        // (k − k̄)ᵀ in f32 first: the mean key is the same for every score of a query row, so
+        // taking it out changes each row of scores by a constant, which the softmax cancels,
+        // and leaves smaller sums for f16 to round.
+        let mut mean = vec![0f32; width];
+        for row in &keys {
+            for (m, &x) in mean.iter_mut().zip(row.iter()) {
+                *m += x;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= tokens as f32);
+        let mut kt = vec![0f32; width * padded];
+        for (j, row) in keys.iter().enumerate() {
+            for (d, (&x, &m)) in row.iter().zip(&mean).enumerate() {
+                kt[d * padded + j] = x - m;
+            }
+        }
+        let k_scale = to_eight_or_more(kt.iter());
+        let mut kt_half = Half::zeros(depth, padded);
+        for (d, row) in kt.chunks_exact(padded).enumerate() {
+            // SAFETY: the caller's contract: the CPU has FEAT_FP16.
+            unsafe { to_half(row, k_scale, kt_half.row(d)) };
+        }
+        Self {
+            q: q_half,
+            kt: kt_half,
+            factor: (q_scale * k_scale).recip(),
+        }
+    }
+
+    unsafe fn score(&mut self, row: usize, rows: usize, scores: &mut [f32]) {
+        let depth = self.q.stride;
+        let queries = Operand {
+            values: &self.q.values[row * depth..],
+            stride: depth,
+        };
+        // SAFETY: the caller's contract: FEAT_FP16, `rows` rows of queries from `row`, and
+        // `scores` holds rows × padded (kt's stride).
+        unsafe {
+            product(
+                &queries,
+                &self.kt.operand(),
+                scores,
+                rows,
+                SCORE_CHUNK,
+                self.factor,
+            )
+        };
+    }
+}
+
+/// Head `h`'s row of each token in `x`.
+fn head_rows(x: &[f32], shape: Heads, h: usize) -> Vec<&[f32]> {
+    let (width, stride) = (shape.width, shape.stride());
+    (0..shape.tokens)
+        .map(|j| &x[j * stride + h * width..][..width])
+        .collect()
+}
+
+/// The power of two that brings the largest |x| into [8, 16) (1 for no finite, non-zero
+/// values). Scaled so, a product of a query and a key is below 2⁸ and a sum of
+/// [`SCORE_CHUNK`] of them below 2¹² (f16 holds up to 65 504), while values far smaller than
+/// the largest stay normal f16 numbers (down to 6·10⁻⁵).
+fn to_eight_or_more<'a>(xs: impl Iterator<Item = &'a f32>) -> f32 {
+    let largest = xs.fold(0f32, |m, x| m.max(x.abs()));
+    if !largest.is_normal() {
+        return 1.0;
+    }
+    let exponent = largest.log2().floor() as i32;
+    2f32.powi((3 - exponent).clamp(-100, 100))
 }
 
 /// One head's v in f16, with the buffers of its row blocks.
@@ -93,6 +194,8 @@ impl Values for HalfValues {
                 &self.v.operand(),
                 &mut self.sums,
                 scales.len(),
+                VALUE_CHUNK,
+                1.0,
             )
         };
         for r in 0..scales.len() {
@@ -177,16 +280,25 @@ struct Operand<'a> {
     stride: usize,
 }
 
-/// `out[r, c] = Σ_t a[r, t] · b[t, c]` for `rows` rows of `a` (its `stride` is the contraction,
-/// a multiple of 8) and all columns of `b` (its `stride`, a multiple of 8), into rows of `out`
-/// of b's width.
+/// `out[r, c] = factor · Σ_t a[r, t] · b[t, c]` for `rows` rows of `a` (its `stride` is the
+/// contraction, a multiple of 8) and all columns of `b` (its `stride`, a multiple of 8), into
+/// rows of `out` of b's width: `chunk` terms at a time (a multiple of 8) summed in f16, the
+/// chunks in f32.
 ///
 /// # Safety
 /// FEAT_FP16.
 #[target_feature(enable = "fp16")]
-unsafe fn product(a: &Operand<'_>, b: &Operand<'_>, out: &mut [f32], rows: usize) {
+unsafe fn product(
+    a: &Operand<'_>,
+    b: &Operand<'_>,
+    out: &mut [f32],
+    rows: usize,
+    chunk: usize,
+    factor: f32,
+) {
     assert!(a.values.len() >= rows * a.stride && b.values.len() >= a.stride * b.stride);
     assert!(out.len() >= rows * b.stride && a.stride.is_multiple_of(HALF_LANES));
+    assert!(chunk > 0 && chunk.is_multiple_of(HALF_LANES));
     let registers = b.stride / HALF_LANES;
     let mut first = 0;
     while first < registers {
@@ -197,6 +309,8 @@ unsafe fn product(a: &Operand<'_>, b: &Operand<'_>, out: &mut [f32], rows: usize
             b: b.values[first * HALF_LANES..].as_ptr(),
             b_stride: b.stride,
             out: out[first * HALF_LANES..].as_mut_ptr(),
+            chunk,
+            factor,
         };
         // SAFETY: the asserts above; registers `first .. first + count` of every row of b and
         // `out`.
@@ -215,6 +329,10 @@ struct Tile {
     b_stride: usize,
     /// The output at the tile's first row and column; rows `b_stride` apart.
     out: *mut f32,
+    /// Terms summed in f16 before they are added in f32 (a multiple of 8).
+    chunk: usize,
+    /// What every sum is multiplied by.
+    factor: f32,
 }
 
 /// `acc[r][c] += b[c] · lane L of a[r]`, b's registers loaded one at a time from `b`.
@@ -240,7 +358,8 @@ unsafe fn fma_by_lane<const R: usize, const B: usize, const L: i32>(
 }
 
 /// `R` rows × `B` registers of 8 columns over the whole contraction, chunk by chunk of
-/// [`CHUNK`] terms summed in f16, the chunks summed in f32 in the output.
+/// the tile's `chunk` terms summed in f16, the chunks times its factor summed in f32 in the
+/// output.
 ///
 /// # Safety
 /// As [`product`], for the tile's rows and registers.
@@ -248,11 +367,12 @@ unsafe fn fma_by_lane<const R: usize, const B: usize, const L: i32>(
 #[target_feature(enable = "fp16")]
 unsafe fn tile_of<const R: usize, const B: usize>(tile: &Tile) {
     let zero = vreinterpretq_f16_u16(vdupq_n_u16(0));
+    let factor = vdupq_n_f32(tile.factor);
     let b_row = |t: usize| tile.b.wrapping_add(t * tile.b_stride);
     let length = tile.a_stride;
     let mut start = 0;
     while start < length {
-        let end = (start + CHUNK).min(length);
+        let end = (start + tile.chunk).min(length);
         let mut acc = [[zero; B]; R];
         let mut t = start;
         while t < end {
@@ -278,12 +398,14 @@ unsafe fn tile_of<const R: usize, const B: usize>(tile: &Tile) {
                 // SAFETY: row r < R of the output, register c < B of the tile's columns.
                 unsafe {
                     let at = tile.out.add(r * tile.b_stride + c * HALF_LANES);
-                    let (mut low, mut high) =
-                        (vcvt_f32_f16(vget_low_f16(*acc)), vcvt_high_f32_f16(*acc));
-                    if start > 0 {
-                        low = vaddq_f32(vld1q_f32(at), low);
-                        high = vaddq_f32(vld1q_f32(at.add(4)), high);
-                    }
+                    let (low, high) = (vcvt_f32_f16(vget_low_f16(*acc)), vcvt_high_f32_f16(*acc));
+                    let (low, high) = match start {
+                        0 => (vmulq_f32(low, factor), vmulq_f32(high, factor)),
+                        _ => (
+                            vfmaq_f32(vld1q_f32(at), low, factor),
+                            vfmaq_f32(vld1q_f32(at.add(4)), high, factor),
+                        ),
+                    };
                     vst1q_f32(at, low);
                     vst1q_f32(at.add(4), high);
                 }
