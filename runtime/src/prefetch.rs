@@ -2,10 +2,11 @@
 //! worker threads ahead of the caller, which receives the results in the items' order. At most
 //! `ahead` results exist that the caller has not taken yet (the memory bound), however slow one
 //! item is. `classify` decodes and preprocesses the next images this way while the image model
-//! runs.
+//! runs, batch by batch ([`in_batches`]).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{mpsc, Mutex};
 use std::thread;
@@ -65,6 +66,33 @@ where
             }
         }
         Ok(())
+    })
+}
+
+/// [`in_order`], the results handed to `consume` `batch` at a time with the range of their
+/// items (the last batch may be shorter), at most two batches and one item per worker
+/// prepared ahead of the caller.
+pub fn in_batches<I, T, E>(
+    items: &[I],
+    workers: NonZeroUsize,
+    batch: NonZeroUsize,
+    prepare: impl Fn(&I) -> T + Sync,
+    mut consume: impl FnMut(Range<usize>, Vec<T>) -> Result<(), E>,
+) -> Result<(), E>
+where
+    I: Sync,
+    T: Send,
+{
+    let batch = batch.get();
+    let ahead = NonZeroUsize::new(2 * batch + workers.get()).expect("a batch is at least one");
+    let mut pending = Vec::with_capacity(batch);
+    in_order(items, workers, ahead, prepare, |i, prepared| {
+        pending.push(prepared);
+        if pending.len() < batch && i + 1 < items.len() {
+            return Ok(());
+        }
+        let done = std::mem::replace(&mut pending, Vec::with_capacity(batch));
+        consume(i + 1 - done.len()..i + 1, done)
     })
 }
 
@@ -179,6 +207,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn batches_hold_consecutive_items_and_the_last_may_be_short() {
+        let items: Vec<usize> = (0..7).collect();
+        let mut seen = Vec::new();
+        in_batches(
+            &items,
+            n(3),
+            n(3),
+            |&x| x * 2,
+            |range, ys| {
+                seen.push((range, ys));
+                Ok::<_, ()>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (0..3, vec![0, 2, 4]),
+                (3..6, vec![6, 8, 10]),
+                (6..7, vec![12])
+            ]
+        );
     }
 
     #[test]

@@ -185,10 +185,10 @@ pub fn run(args: ClassifyArgs) -> Result<Status> {
         Ok(())
     };
     let decider = args.decider();
-    let (k, batch) = (info.top_k, args.batch_size.get());
+    let (k, batch) = (info.top_k, args.batch_size);
     if let Some(dir) = &args.explain {
         let mut folder = SheetFolder::create(dir)?;
-        for chunk in inputs.chunks(batch) {
+        for chunk in inputs.chunks(batch.get()) {
             write(explain_chunk(&classifier, &decider, chunk, k, &mut folder)?)?;
         }
     } else {
@@ -212,7 +212,7 @@ pub fn run(args: ClassifyArgs) -> Result<Status> {
 /// classes, with `decoders` threads reading the next images.
 struct Batches {
     k: usize,
-    batch: usize,
+    batch: NonZeroUsize,
     decoders: NonZeroUsize,
 }
 
@@ -227,21 +227,19 @@ fn classify_pipelined(
     write: &mut impl FnMut(Vec<Record>) -> Result<()>,
 ) -> Result<()> {
     let Batches { k, batch, decoders } = batches;
-    let ahead = NonZeroUsize::new(2 * batch + decoders.get()).expect("batch ≥ 1");
-    let mut loaded = Vec::with_capacity(batch);
-    prefetch::in_order(
+    prefetch::in_batches(
         inputs,
         decoders,
-        ahead,
+        batch,
         |input| load(classifier, input),
-        |i, image| {
-            loaded.push(image);
-            if loaded.len() == batch || i + 1 == inputs.len() {
-                let chunk = &inputs[i + 1 - loaded.len()..=i];
-                let images = std::mem::replace(&mut loaded, Vec::with_capacity(batch));
-                write(classify_chunk(classifier, decider, chunk, images, k)?)?;
-            }
-            Ok(())
+        |range, images| {
+            write(classify_chunk(
+                classifier,
+                decider,
+                &inputs[range],
+                images,
+                k,
+            )?)
         },
     )
 }

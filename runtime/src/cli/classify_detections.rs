@@ -7,7 +7,7 @@
 //! and the crops go through the model `--batch-size` at a time. Images are taken
 //! `--batch-size` at a time in the file's order; an image is read only when it has a detection
 //! to classify. As in `classify`, the next images are read, cut and preprocessed on
-//! `--decode-threads` threads while the model runs ([`prefetch::in_order`]).
+//! `--decode-threads` threads while the model runs ([`prefetch::in_batches`]).
 //!
 //! What goes wrong with one image never stops the run (exit code 2 at the end):
 //!
@@ -22,7 +22,6 @@
 //! A detection file that is not MegaDetector's format is refused before the bundle is loaded
 //! ([`xrvlm_runtime::detection_file`]).
 
-use std::num::NonZeroUsize;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -73,24 +72,16 @@ pub fn run(args: &ClassifyArgs, detections: &Path) -> Result<Status> {
         .filter(|image| !done.contains(&image.file))
         .collect();
     let progress = progress_bar(todo.len() as u64, args.quiet);
-    let (batch, k) = (args.batch_size.get(), info.top_k);
+    let (batch, k) = (args.batch_size, info.top_k);
     let decoders = args.decode_threads.unwrap_or_else(default_threads);
-    // At most two batches of images and one per decoder wait in memory, as in `classify`.
-    let ahead = NonZeroUsize::new(2 * batch + decoders.get()).expect("batch ≥ 1");
     let mut tally = Tally::default();
-    let mut pending = Vec::with_capacity(batch);
-    prefetch::in_order(
+    prefetch::in_batches(
         &todo,
         decoders,
-        ahead,
+        batch,
         |image| prepare(&classifier, image),
-        |i, prepared| -> Result<()> {
-            pending.push(prepared);
-            if pending.len() < batch && i + 1 < todo.len() {
-                return Ok(());
-            }
-            let chunk = std::mem::replace(&mut pending, Vec::with_capacity(batch));
-            for record in classify_chunk(&classifier, &decider, chunk, batch, k)? {
+        |_, prepared| -> Result<()> {
+            for record in classify_chunk(&classifier, &decider, prepared, batch.get(), k)? {
                 tally.add(&record, &progress);
                 sink.write_detections(&record)?;
                 progress.inc(1);
