@@ -6,14 +6,14 @@
 #
 #   bash tools/bench-throughput.sh [BUNDLE] [PRECISION]     (default: models/demo int8)
 #
-# Environment: PYTHON (a Python with onnxruntime, pillow and numpy; default /work/ortvenv/bin/python),
+# Environment: PYTHON (a Python with onnxruntime, pillow and numpy; default python3),
 # THREADS (model threads, default: every core), BATCH (default 4), DECODE_THREADS (default:
 # every core), REPEATS (default 3), COPIES (default 50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle="${1:-models/demo}"
 precision="${2:-int8}"
-python="${PYTHON:-/work/ortvenv/bin/python}"
+python="${PYTHON:-python3}"
 cores=$(nproc)
 photos=../shared/data/camtrap-dp-1.0.2/example/media
 images=out/throughput/images
